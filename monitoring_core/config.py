@@ -1,0 +1,139 @@
+"""Settings, validated once at start-up.
+
+Sources, highest priority first:
+
+1. environment variables ``FAIRWATCH_<NAME>`` (``FAIRWATCH_DATA_DIR=/var/lib/fairwatch``)
+   and ``MONGODB_URI``;
+2. ``.streamlit/secrets.toml``: top-level ``MONGODB_URI`` and a ``[fairwatch]`` table
+   whose keys are the setting names in lower case (``data_dir = "..."``);
+3. the defaults below.
+
+A bad value stops start-up with a :class:`~monitoring_core.errors.ConfigError` that names
+the setting and where its value came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+ENV_PREFIX = "FAIRWATCH_"
+DEFAULT_SECRETS_FILE = Path(".streamlit") / "secrets.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Storage
+    backend: Literal["auto", "embedded", "mongodb"] = Field(
+        "auto", description="'auto' uses MongoDB when MONGODB_URI is set, else the embedded store")
+    data_dir: Path = Field(Path("data"), description="folder of the embedded store (created on first use)")
+    mongodb_uri: SecretStr | None = Field(
+        None, validation_alias="MONGODB_URI", description="MongoDB or Atlas connection string")
+    mongodb_database: str = Field("fairwatch", min_length=1, description="database name on MongoDB")
+    mongodb_timeout_ms: int = Field(5000, gt=0, description="server selection timeout")
+
+    # Demo
+    seed_demo: bool = Field(True, description="seed the demo models when the app starts on an empty embedded store")
+
+    # Prediction logger (SDK)
+    sdk_batch_size: int = Field(10, gt=0, description="write a batch every N predictions...")
+    sdk_flush_interval_s: float = Field(5.0, gt=0, description="...or every S seconds, whichever first")
+    sdk_max_buffer: int = Field(100_000, gt=0, description="records held while the store is unreachable")
+
+    # Retention (policy section 7)
+    retention_prediction_days: int = Field(90, gt=0)
+    retention_record_days: int = Field(5 * 365, gt=0)
+    retention_audit_days: int = Field(5 * 365, gt=0)
+    retention_alert_days: int = Field(365, gt=0, description="CRITICAL alerts are kept indefinitely")
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_scheme(cls, uri: SecretStr | None) -> SecretStr | None:
+        if uri is not None and not uri.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return uri
+
+    @property
+    def uses_mongodb(self) -> bool:
+        if self.backend == "auto":
+            return self.mongodb_uri is not None
+        return self.backend == "mongodb"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "fairwatch.db"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return init_settings, env_settings, _SecretsTomlSource(settings_cls)
+
+
+class _SecretsTomlSource(PydanticBaseSettingsSource):
+    """Reads ``.streamlit/secrets.toml`` (or the file named by ``FAIRWATCH_SECRETS_FILE``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        self.values = _read_secrets_file(secrets_file())
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def secrets_file() -> Path:
+    return Path(os.environ.get(ENV_PREFIX + "SECRETS_FILE", DEFAULT_SECRETS_FILE))
+
+
+def _read_secrets_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    values = {k.lower(): v for k, v in data.get("fairwatch", {}).items()}
+    if "MONGODB_URI" in data:
+        values["MONGODB_URI"] = data["MONGODB_URI"]
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Validated settings; raises :class:`ConfigError` naming each bad setting and its source."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            shown = "" if name in _SECRET_SETTINGS else f" (got {error.get('input')!r})"
+            problems.append(f"{_source_of(name)}: {error['msg']}{shown}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+# Never echo these back: a connection string carries credentials.
+_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri"}
+
+
+def _source_of(name: str) -> str:
+    if name == "MONGODB_URI":
+        return "MONGODB_URI" if "MONGODB_URI" in os.environ else f"MONGODB_URI in {secrets_file()}"
+    env_name = ENV_PREFIX + name.upper()
+    return env_name if env_name in os.environ else f"{name} in [fairwatch] of {secrets_file()}"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

@@ -1,0 +1,75 @@
+"""``monitoring_audit_logs``: the hash-chained record of every state change."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .common import Document, UtcDatetime
+from ..clock import now
+
+
+class AuditEvent(enum.StrEnum):
+    # The source schema's events...
+    BASELINE_CREATED = "baseline_created"
+    BASELINE_UPDATED = "baseline_updated"
+    BASELINE_ARCHIVED = "baseline_archived"
+    ANALYSIS_RUN = "analysis_run"
+    INCIDENT_CREATED = "incident_created"
+    INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
+    INCIDENT_RESOLVED = "incident_resolved"
+    ALERT_SENT = "alert_sent"
+    ALERT_SUPPRESSED = "alert_suppressed"
+    MANUAL_ANALYSIS_TRIGGERED = "manual_analysis_triggered"
+    # ...and the state changes the product adds.
+    BASELINE_ACTIVATED = "baseline_activated"
+    INCIDENT_UPDATED = "incident_updated"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
+    ALERT_RESOLVED = "alert_resolved"
+    SUPPRESSION_CREATED = "suppression_created"
+    SUPPRESSION_ENDED = "suppression_ended"
+    PREDICTIONS_INGESTED = "predictions_ingested"
+    GROUND_TRUTH_RECORDED = "ground_truth_recorded"
+    MODEL_REGISTERED = "model_registered"
+    MODEL_UPDATED = "model_updated"
+    RETENTION_PURGE = "retention_purge"
+    DEMO_SEEDED = "demo_seeded"
+
+
+class AuditActor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = None
+    user_email: str | None = None
+    system: bool = False
+    role: str | None = None
+
+
+class AuditTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str | None = None
+    incident_id: str | None = None
+    alert_id: str | None = None
+    snapshot_id: str | None = None
+    record_id: str | None = None
+    suppression_id: str | None = None
+
+
+class AuditEntry(Document):
+    """An entry as stored: ``seq``, ``prev_hash`` and ``hash`` are set by the audit log on
+    append (``hash`` covers every other field and ``prev_hash``, so editing, removing or
+    inserting an entry breaks the chain)."""
+
+    event_type: AuditEvent
+    actor: AuditActor
+    target: AuditTarget = Field(default_factory=AuditTarget)
+    details: dict[str, Any] = Field(default_factory=dict)
+    timestamp: UtcDatetime = Field(default_factory=now)
+    ip_address: str | None = None
+    user_agent: str | None = None
+    seq: int | None = Field(default=None, ge=1)
+    prev_hash: str | None = None
+    hash: str | None = None

@@ -1,0 +1,80 @@
+"""Types shared by every collection: severities, UTC timestamps, ids, the acting user."""
+
+from __future__ import annotations
+
+import enum
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+class Severity(enum.StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def worst(cls, severities: Any) -> Severity:
+        """Highest severity in an iterable (INFO when it is empty)."""
+        return max(severities, key=lambda s: _SEVERITY_RANK[cls(s)], default=cls.INFO)
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+def to_utc_ms(value: datetime) -> datetime:
+    """Timezone-aware UTC, truncated to milliseconds.
+
+    Naive datetimes are taken as UTC. Milliseconds because that is what MongoDB stores:
+    a document must read back equal on both backends.
+    """
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(to_utc_ms)]
+
+
+def new_id(prefix: str) -> str:
+    """A readable unique id such as ``INC-3f9c1a2b7d4e``."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """NaN becomes None (missing); infinities are refused."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        raise ValueError("must be a finite number, got infinity")
+    return value
+
+
+class Document(BaseModel):
+    """Base of every stored document: unknown fields are refused, names are checked."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+    def to_doc(self) -> dict[str, Any]:
+        """Plain dict for storage (datetimes stay datetimes, enums become strings)."""
+        return self.model_dump(mode="python", by_alias=True, exclude_none=False)
+
+
+class Actor(BaseModel):
+    """Who performs a state change. The scheduler and other automation use :data:`SYSTEM`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: str = Field(min_length=1)
+    role: str = "viewer"
+    user_email: str | None = None
+    system: bool = False
+
+
+SYSTEM = Actor(user_id="system", role="admin", system=True)

@@ -1,0 +1,97 @@
+"""``incidents``: a breach being investigated, with its lifecycle and SLA timestamps."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .common import Document, Severity, UtcDatetime, new_id
+from ..clock import now
+
+# Fairness metric names as the source schema spells them and as the metrics engine does
+# ("demographic_parity:gender"); a fairness incident must name the groups it affects.
+FAIRNESS_METRICS = frozenset(
+    {"demographic_parity", "equal_opportunity", "disparate_impact",
+     "demographic_parity_drift", "equal_opportunity_drift"}
+)
+
+
+def is_fairness_metric(metric_name: str) -> bool:
+    return metric_name.split(":", 1)[0] in FAIRNESS_METRICS
+
+
+class IncidentStatus(enum.StrEnum):
+    OPEN = "open"
+    INVESTIGATING = "investigating"
+    RESOLVED = "resolved"
+    ACCEPTED_RISK = "accepted_risk"
+
+
+class RootCauseCategory(enum.StrEnum):
+    DATA_QUALITY = "data_quality"
+    CONCEPT_DRIFT = "concept_drift"
+    MODEL_ISSUE = "model_issue"
+    PIPELINE_ERROR = "pipeline_error"
+    OTHER = "other"
+
+
+class ResolutionCategory(enum.StrEnum):
+    RETRAINED = "retrained"
+    DATA_FIXED = "data_fixed"
+    BASELINE_UPDATED = "baseline_updated"
+    ACCEPTED_RISK = "accepted_risk"
+    FALSE_POSITIVE = "false_positive"
+
+
+class TriggeredMetric(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric_name: str = Field(min_length=1)
+    value: float = Field(allow_inf_nan=False)
+    threshold: float = Field(allow_inf_nan=False)
+    severity: Severity | None = None
+
+
+class ResponseAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(min_length=1)
+    taken_by: str = Field(min_length=1)
+    taken_at: UtcDatetime = Field(default_factory=now)
+    notes: str | None = None
+
+
+class Incident(Document):
+    incident_id: str = Field(default_factory=lambda: new_id("INC"))
+    model_id: str = Field(min_length=1)
+    severity: Severity
+    status: IncidentStatus = IncidentStatus.OPEN
+    metrics_triggered: list[TriggeredMetric] = Field(default_factory=list)
+    affected_groups: list[str] = Field(default_factory=list)
+    root_cause: str | None = None
+    root_cause_category: RootCauseCategory | None = None
+    response_actions: list[ResponseAction] = Field(default_factory=list)
+    assigned_to: str | None = None
+    assigned_at: UtcDatetime | None = None
+    resolved_by: str | None = None
+    resolved_at: UtcDatetime | None = None
+    resolution_notes: str | None = None
+    resolution_category: ResolutionCategory | None = None
+    monitoring_record_id: str | None = None
+    alert_ids: list[str] = Field(default_factory=list)
+    compliance_reported: bool = False
+    compliance_report_id: str | None = None
+    created_at: UtcDatetime = Field(default_factory=now)
+    updated_at: UtcDatetime | None = None
+    acknowledged_at: UtcDatetime | None = None
+    time_to_acknowledge_minutes: float | None = None
+    time_to_resolve_minutes: float | None = None
+
+    @model_validator(mode="after")
+    def _schema_rules(self) -> Incident:
+        if self.severity == Severity.CRITICAL and not self.assigned_to:
+            raise ValueError("assigned_to: a CRITICAL incident must have assigned_to")
+        if any(is_fairness_metric(m.metric_name) for m in self.metrics_triggered) and not self.affected_groups:
+            raise ValueError("affected_groups: a fairness incident must list affected_groups")
+        return self

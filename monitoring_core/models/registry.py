@@ -1,0 +1,24 @@
+"""The model registry: what Fairwatch knows about each monitored model.
+
+Not one of the source schema's seven collections: the analysis needs, per model, its
+risk level (which drives cadence), its positive class and protected attributes, and its
+thresholds, and those belong to the model rather than to any one baseline.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..clock import now
+from .common import Document, UtcDatetime
+from .thresholds import MonitoringConfig
+
+
+class RegisteredModel(Document):
+    model_id: str = Field(min_length=1)
+    display_name: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    monitoring: MonitoringConfig
+    created_at: UtcDatetime = Field(default_factory=now)
+    updated_at: UtcDatetime | None = None
