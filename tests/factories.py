@@ -9,7 +9,12 @@ import pandas as pd
 
 from monitoring_core.models import columns as col
 from monitoring_core.models.baseline import DriftSnapshot
-from monitoring_core.models.record import MonitoringRecord
+from monitoring_core.models.common import Severity
+from monitoring_core.models.record import (AccuracyDrop, DataDrift, DataQuality, EntropyChange, ExplanationDrift,
+                                           FairnessDrift, FairnessMetric, FeatureMetric, MetricValue, ModelDrift,
+                                           MonitoringRecord, PredictionShift, PredictionVolatility, Reason, RecordMetrics,
+                                           TopFeaturesChange, WorstFeatureMetric)
+from monitoring_core.models.thresholds import Threshold
 
 # Recent in real time on purpose: MongoDB's TTL indexes (and mongomock's imitation of them)
 # delete by the real clock, so documents dated years ago would vanish mid-test. Retention
@@ -39,3 +44,33 @@ def prediction_frame(rows: int, *, model_id: str = "loan", start_id: int = 0, se
                                     dtype="str"),
         col.explanation("income"): rng.normal(0, 0.3, rows),
     })
+
+
+def make_snapshot(model_id: str, *, active: bool = False, created_at: datetime = NOW) -> DriftSnapshot:
+    return DriftSnapshot(model_id=model_id, model_version="2.3.0", is_active=active, created_at=created_at,
+                         sample_count=1000, positive_label="approve",
+                         prediction_distribution={"approve": 0.57, "reject": 0.43})
+
+
+def make_record(model_id: str, at: datetime) -> MonitoringRecord:
+    psi = FeatureMetric(feature="income", value=0.31, severity=Severity.CRITICAL, sample_count=900,
+                        threshold=Threshold(metric="psi", warning=0.1, critical=0.25, warning_inclusive=True,
+                                            critical_inclusive=True))
+    def missing(kind=MetricValue):
+        return kind(available=False, reason=Reason.NO_GROUND_TRUTH)
+
+    metrics = RecordMetrics(
+        data_drift=DataDrift(psi={"income": psi}, kl_divergence=missing(WorstFeatureMetric),
+                             wasserstein_distance=missing(WorstFeatureMetric)),
+        fairness_drift=FairnessDrift(demographic_parity=missing(FairnessMetric),
+                                     equal_opportunity=missing(FairnessMetric), disparate_impact=missing(FairnessMetric)),
+        model_drift=ModelDrift(prediction_distribution_shift=missing(PredictionShift), accuracy_drop=missing(AccuracyDrop),
+                               output_entropy_change=missing(EntropyChange),
+                               prediction_volatility=missing(PredictionVolatility)),
+        explanation_drift=ExplanationDrift(shap_kl_divergence=missing(), top_features_change=missing(TopFeaturesChange),
+                                           rank_correlation=missing()),
+        data_quality=DataQuality(),
+    )
+    return MonitoringRecord(model_id=model_id, analysis_period={"start": at - timedelta(days=1), "end": at},
+                            timestamp=at, sample_count=900, metrics=metrics, aggregated_score=0.3,
+                            max_severity=Severity.CRITICAL)

@@ -1,0 +1,581 @@
+"""The one entry point: every metric of a window against a baseline, as a monitoring record.
+
+:func:`compute_metrics` reads a canonical window (column names from
+:mod:`monitoring_core.models.columns`), compares it with a
+:class:`~monitoring_core.models.baseline.DriftSnapshot` under a model's
+:class:`~monitoring_core.models.thresholds.MonitoringConfig`, and returns a
+:class:`~monitoring_core.models.record.MonitoringRecord` ready to store.
+
+It never raises on bad data in the window: wrong types, infinities, unknown labels and
+missing columns become data-quality counts or metrics marked unavailable with a reason.
+Only a caller's mistake (a window that is not a DataFrame) raises :class:`InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+from ..clock import now
+from ..errors import InvalidInput
+from ..models import columns as col
+from ..models.baseline import DriftSnapshot, FeatureDistribution
+from ..models.common import Severity
+from ..models.record import (
+    AccuracyDrop,
+    AnalysisPeriod,
+    DataDrift,
+    DataQuality,
+    EntropyChange,
+    ExplanationDrift,
+    FairnessDrift,
+    FairnessMetric,
+    FairnessValue,
+    FeatureMetric,
+    FeatureQuality,
+    MetricValue,
+    ModelDrift,
+    MonitoringRecord,
+    PredictionShift,
+    PredictionVolatility,
+    Reason,
+    RecordMetrics,
+    TopFeaturesChange,
+    WorstFeatureMetric,
+)
+from ..models.thresholds import MonitoringConfig, Threshold, ThresholdSet
+from .binning import align_categories, bin_counts_sorted
+from .drift import kl_from_proportions, psi_from_proportions, total_variation, wasserstein_to_grid
+from .explanation import TOP_K, normalised, rank_correlation, shap_kl_divergence, top_features
+from .fairness import METRICS, affected_groups, assess, bootstrap_intervals, group_table
+from .model import distribution_shift, hour_codes, hourly_positive_rates
+from .outputs import Outputs, explanation_names, output_entropies, read_outputs, read_shap
+from .quality import categorical_column, numeric_column, range_violations, schema_violations
+from .severity import aggregated_score, category_score, judged, overall_severity, unavailable
+
+ANALYZER_VERSION = "fairwatch-metrics/1"
+
+# Bad data must end as an unavailable metric, never as an exception that kills the run.
+_DATA_ERRORS = (InvalidInput, ValueError, TypeError, ArithmeticError, KeyError, IndexError)
+
+M = TypeVar("M", bound=MetricValue)
+
+
+def required_columns(baseline: DriftSnapshot, config: MonitoringConfig) -> list[str]:
+    """The window columns :func:`compute_metrics` reads, for a storage query that reads only those.
+
+    Probability columns (``prediction.probabilities.<class>``) are named for the baseline's
+    classes; pass any others the store has as well.
+    """
+    names = [col.TIMESTAMP, col.PREDICTED_CLASS, col.CONFIDENCE, col.GROUND_TRUTH]
+    names += [col.feature(f) for f in baseline.feature_distributions]
+    names += [col.protected(a) for a in config.protected_attributes]
+    names += [col.probability(c) for c in baseline.prediction_distribution]
+    names += [col.explanation(f) for f in baseline.shap_distributions]
+    return list(dict.fromkeys(names))
+
+
+def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: MonitoringConfig, *,
+                    period_start: datetime | None = None, period_end: datetime | None = None,
+                    model_id: str | None = None) -> MonitoringRecord:
+    """Compute every metric of ``window`` against ``baseline``.
+
+    Parameters
+    ----------
+    window : DataFrame
+        Canonical prediction window (only the columns of :func:`required_columns` are read;
+        any missing column makes the metrics that need it unavailable).
+    baseline : DriftSnapshot
+        The model's active baseline.
+    config : MonitoringConfig
+        Risk level (selects the threshold set), positive label, protected attributes,
+        minimum sizes, bins, eps, bootstrap settings.
+    period_start, period_end : datetime, optional
+        The analysed period; default the window's first and last timestamp.
+    model_id : str, optional
+        Default ``baseline.model_id``.
+
+    Returns
+    -------
+    MonitoringRecord
+        Every metric with value, severity, availability and reason, the data-quality
+        counts, the aggregated score and the maximum severity.
+    """
+    started = time.perf_counter()
+    if not isinstance(window, pd.DataFrame):
+        raise InvalidInput(f"the window must be a pandas DataFrame, got {type(window).__name__}")
+    thresholds = config.active_thresholds
+
+    data_drift, quality = _data_drift(window, baseline, config, thresholds)
+    outputs = read_outputs(window, config.positive_label, _known_labels(baseline, config))
+    quality.unknown_labels = outputs.unknown_predictions + outputs.unknown_truths
+    fairness, attribute_mismatches = _fairness_drift(window, baseline, outputs, config, thresholds)
+    quality.type_mismatches += attribute_mismatches
+    model_drift, invalid_outputs = _model_drift(window, baseline, outputs, config, thresholds)
+    explanation, invalid_shap = _explanation_drift(window, baseline, config, thresholds)
+    quality.invalid_outputs = invalid_outputs + invalid_shap
+
+    categories = {
+        "data": _data_items(data_drift),
+        "fairness": [v for m in METRICS for v in getattr(fairness, m).by_attribute.values()],
+        "model": [getattr(model_drift, name) for name in ModelDrift.model_fields],
+        "explanation": [getattr(explanation, name) for name in ExplanationDrift.model_fields],
+    }
+    scores = {name: category_score(items) for name, items in categories.items()}
+    score = aggregated_score(scores)
+    every_metric = [m for items in categories.values() for m in items]
+    start, end = _period(window, period_start, period_end)
+    return MonitoringRecord(
+        model_id=model_id or baseline.model_id,
+        analysis_period=AnalysisPeriod(start=start, end=end),
+        sample_count=len(window),
+        baseline_snapshot_id=baseline.snapshot_id,
+        metrics=RecordMetrics(data_drift=data_drift, fairness_drift=fairness, model_drift=model_drift,
+                              explanation_drift=explanation, data_quality=quality),
+        aggregated_score=score,
+        category_scores={c: s for c, s in scores.items() if s is not None},
+        aggregated_score_threshold=thresholds.aggregated_score,
+        max_severity=overall_severity(every_metric, score, thresholds.aggregated_score),
+        analyzer_version=ANALYZER_VERSION,
+        execution_time_ms=(time.perf_counter() - started) * 1000.0,
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _guarded(kind: type[M], threshold: Threshold | None, compute: Callable[[], M], *,
+             reason: Reason = Reason.INVALID_INPUT, **fields) -> M:
+    """Run ``compute``; data it cannot judge becomes an unavailable metric with the message."""
+    try:
+        return compute()
+    except _DATA_ERRORS as exc:
+        return unavailable(kind, reason, threshold, f"{type(exc).__name__}: {exc}", **fields)
+
+
+def _known_labels(baseline: DriftSnapshot, config: MonitoringConfig) -> set[str] | None:
+    if config.class_labels is not None:
+        return set(config.class_labels)
+    if baseline.known_labels:
+        return set(baseline.known_labels) | {config.positive_label}
+    return None
+
+
+def _period(window: pd.DataFrame, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    if (start is None or end is None) and col.TIMESTAMP in window.columns and len(window):
+        stamps = pd.to_datetime(window[col.TIMESTAMP], utc=True, errors="coerce").dropna()
+        if len(stamps):
+            start = start or stamps.min().to_pydatetime()
+            end = end or stamps.max().to_pydatetime()
+    moment = now()
+    start, end = start or end or moment, end or start or moment
+    return (start, end) if start <= end else (end, start)
+
+
+def _worst_feature(items: dict[str, FeatureMetric], threshold: Threshold, empty_reason: Reason,
+                   empty_detail: str) -> WorstFeatureMetric:
+    """The record's single value for KL / Wasserstein: the max over features, naming it."""
+    available = {f: m for f, m in items.items() if m.available}
+    if not available:
+        reasons = {m.reason for m in items.values()}
+        reason = reasons.pop() if len(reasons) == 1 else (empty_reason if not items else Reason.INSUFFICIENT_DATA)
+        detail = empty_detail if not items else "no feature had a value in this run"
+        return unavailable(WorstFeatureMetric, reason, threshold, detail, by_feature=items)
+    feature, worst = max(available.items(), key=lambda kv: kv[1].value)
+    return judged(WorstFeatureMetric, worst.value, threshold, feature=feature, sample_count=worst.sample_count,
+                  by_feature=items)
+
+
+def _data_items(drift: DataDrift) -> list[MetricValue]:
+    return [*drift.psi.values(), *drift.kl_divergence.by_feature.values(),
+            *drift.wasserstein_distance.by_feature.values(), *drift.category_frequency_shift.values(),
+            *drift.missing_value_density_change.values()]
+
+
+# -- data drift and quality --------------------------------------------------------------------
+
+class _FeatureResult:
+    def __init__(self):
+        self.metrics: dict[str, FeatureMetric] = {}
+        self.quality = FeatureQuality()
+
+
+def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: MonitoringConfig,
+                thresholds: ThresholdSet) -> tuple[DataDrift, DataQuality]:
+    expected = [col.feature(f) for f in baseline.feature_distributions]
+    present = [c for c in window.columns if c.startswith(col.FEATURE_PREFIX)]
+    families: dict[str, dict[str, FeatureMetric]] = {
+        "psi": {}, "kl_divergence": {}, "wasserstein_distance": {}, "category_frequency_shift": {},
+        "missing_value_density_change": {}}
+    by_feature: dict[str, FeatureQuality] = {}
+    for name, reference in baseline.feature_distributions.items():
+        result = _feature_drift(window, name, reference, config, thresholds)
+        for family, metric in result.metrics.items():
+            families[family][name] = metric
+        by_feature[name] = result.quality
+    drift = DataDrift(
+        psi=families["psi"],
+        kl_divergence=_worst_feature(families["kl_divergence"], thresholds.kl_divergence,
+                                     Reason.NO_BASELINE_DATA, "the baseline has no feature"),
+        wasserstein_distance=_worst_feature(families["wasserstein_distance"], thresholds.wasserstein_distance,
+                                            Reason.NOT_APPLICABLE, "the baseline has no numerical feature"),
+        category_frequency_shift=families["category_frequency_shift"],
+        missing_value_density_change=families["missing_value_density_change"],
+    )
+    quality = DataQuality(
+        schema_violations=schema_violations(window, expected, present),
+        type_mismatches=sum(q.type_mismatches for q in by_feature.values()),
+        range_violations=sum(q.range_violations for q in by_feature.values()),
+        missing_features=sorted(c[len(col.FEATURE_PREFIX):] for c in set(expected) - set(present)),
+        unexpected_features=sorted(c[len(col.FEATURE_PREFIX):] for c in set(present) - set(expected)),
+        by_feature=by_feature,
+    )
+    return drift, quality
+
+
+def _feature_drift(window: pd.DataFrame, name: str, reference: FeatureDistribution, config: MonitoringConfig,
+                   thresholds: ThresholdSet) -> _FeatureResult:
+    result = _FeatureResult()
+    families = ["psi", "kl_divergence", "missing_value_density_change"]
+    families.append("wasserstein_distance" if reference.is_numerical else "category_frequency_shift")
+
+    def everything_unavailable(reason: Reason, detail: str, **fields) -> _FeatureResult:
+        for family in families:
+            result.metrics[family] = unavailable(FeatureMetric, reason, thresholds[family], detail, feature=name,
+                                                 **fields)
+        return result
+
+    column = col.feature(name)
+    if column not in window.columns:
+        return everything_unavailable(Reason.MISSING_COLUMN, f"the window has no column {column!r}")
+    try:
+        if reference.is_numerical:
+            return _numerical_feature(window[column], name, reference, config, thresholds, result)
+        return _categorical_feature(window[column], name, reference, config, thresholds, result)
+    except _DATA_ERRORS as exc:
+        return everything_unavailable(Reason.INVALID_INPUT, f"{type(exc).__name__}: {exc}")
+
+
+def _missing_change(name: str, rows: int, missing: int, reference: FeatureDistribution, config: MonitoringConfig,
+                    threshold: Threshold) -> FeatureMetric:
+    # The missing rate's denominator is the row count, so the minimum sample applies to rows:
+    # an all-missing feature must still raise its alarm.
+    fields = dict(feature=name, sample_count=rows, reference_count=reference.sample_count + reference.missing_count)
+    if rows < config.min_window_size:
+        return unavailable(FeatureMetric, Reason.INSUFFICIENT_DATA, threshold,
+                           f"{rows} rows, fewer than min_window_size={config.min_window_size}", **fields)
+    return judged(FeatureMetric, missing / rows - reference.missing_rate, threshold, **fields)
+
+
+def _enough(result: _FeatureResult, name: str, count: int, reference: FeatureDistribution,
+            config: MonitoringConfig, thresholds: ThresholdSet, families: Iterable[str]) -> bool:
+    """Whether drift can be judged; otherwise mark ``families`` unavailable and say why."""
+    fields = dict(feature=name, sample_count=count, reference_count=reference.sample_count)
+    if reference.sample_count == 0:
+        reason, detail = Reason.NO_BASELINE_DATA, "the baseline holds no value of this feature"
+    elif count < config.min_window_size:
+        reason = Reason.INSUFFICIENT_DATA
+        detail = f"{count} non-missing values, fewer than min_window_size={config.min_window_size}"
+    else:
+        return True
+    for family in families:
+        result.metrics[family] = unavailable(FeatureMetric, reason, thresholds[family], detail, **fields)
+    return False
+
+
+def _numerical_feature(series: pd.Series, name: str, reference: FeatureDistribution, config: MonitoringConfig,
+                       thresholds: ThresholdSet, result: _FeatureResult) -> _FeatureResult:
+    values = numeric_column(series)
+    s = np.sort(values.values)
+    out_of_range = values.non_finite
+    if reference.min is not None and reference.max is not None:
+        out_of_range += range_violations(s, reference.min, reference.max)
+    result.quality = FeatureQuality(missing=values.missing, type_mismatches=values.type_mismatches,
+                                    range_violations=out_of_range, non_finite=values.non_finite)
+    result.metrics["missing_value_density_change"] = _missing_change(
+        name, values.rows, values.missing, reference, config, thresholds.missing_value_density_change)
+    families = ("psi", "kl_divergence", "wasserstein_distance")
+    if not _enough(result, name, s.size, reference, config, thresholds, families):
+        return result
+    fields = dict(feature=name, sample_count=int(s.size), reference_count=reference.sample_count)
+    edges = np.asarray(reference.bin_edges, dtype=float)
+    ref_p = np.asarray(reference.bin_proportions, dtype=float)
+    cur_p = bin_counts_sorted(s, edges) / s.size
+    result.metrics["psi"] = judged(FeatureMetric, psi_from_proportions(ref_p, cur_p, config.eps), thresholds.psi,
+                                   **fields)
+    result.metrics["kl_divergence"] = judged(FeatureMetric, kl_from_proportions(ref_p, cur_p, config.eps),
+                                             thresholds.kl_divergence, **fields)
+    result.metrics["wasserstein_distance"] = _guarded(
+        FeatureMetric, thresholds.wasserstein_distance,
+        lambda: _wasserstein(s, reference, thresholds.wasserstein_distance, fields), **fields)
+    return result
+
+
+def _wasserstein(s: np.ndarray, reference: FeatureDistribution, threshold: Threshold, fields: dict) -> FeatureMetric:
+    if not reference.std:
+        # Constant reference: the scale-free distance is 0 for an identical constant, else undefined.
+        if s[0] == s[-1] == reference.min:
+            return judged(FeatureMetric, 0.0, threshold, **fields)
+        return unavailable(FeatureMetric, Reason.CONSTANT_REFERENCE, threshold,
+                           "the reference is constant, so a distance relative to its std is undefined", **fields)
+    return judged(FeatureMetric, wasserstein_to_grid(reference.quantile_grid, s) / reference.std, threshold,
+                  **fields)
+
+
+def _categorical_feature(series: pd.Series, name: str, reference: FeatureDistribution, config: MonitoringConfig,
+                         thresholds: ThresholdSet, result: _FeatureResult) -> _FeatureResult:
+    values = categorical_column(series, boolean=reference.dtype == "boolean")
+    counts = values.counts()
+    result.quality = FeatureQuality(missing=values.missing, type_mismatches=values.type_mismatches)
+    result.metrics["missing_value_density_change"] = _missing_change(
+        name, values.rows, values.missing, reference, config, thresholds.missing_value_density_change)
+    total = int(counts.sum())
+    families = ("psi", "kl_divergence", "category_frequency_shift")
+    if not _enough(result, name, total, reference, config, thresholds, families):
+        return result
+    frequencies = reference.frequencies or {}
+    _, ref_p, cur_p = align_categories(list(frequencies), list(frequencies.values()), values.categories, counts)
+    fields = dict(feature=name, sample_count=total, reference_count=reference.sample_count)
+    result.metrics["psi"] = judged(FeatureMetric, psi_from_proportions(ref_p, cur_p, config.eps), thresholds.psi,
+                                   **fields)
+    result.metrics["kl_divergence"] = judged(FeatureMetric, kl_from_proportions(ref_p, cur_p, config.eps),
+                                             thresholds.kl_divergence, **fields)
+    result.metrics["category_frequency_shift"] = judged(FeatureMetric, total_variation(ref_p, cur_p),
+                                                        thresholds.category_frequency_shift, **fields)
+    return result
+
+
+# -- fairness ----------------------------------------------------------------------------------
+
+def _fairness_drift(window: pd.DataFrame, baseline: DriftSnapshot, outputs: Outputs, config: MonitoringConfig,
+                    thresholds: ThresholdSet) -> tuple[FairnessDrift, int]:
+    by_metric: dict[str, dict[str, FairnessValue]] = {m: {} for m in METRICS}
+    mismatches = 0
+    for attribute in config.protected_attributes:
+        values, wrong = _attribute_fairness(window, attribute, baseline, outputs, config, thresholds)
+        mismatches += wrong
+        for metric, value in values.items():
+            by_metric[metric][attribute] = value
+    summary = {metric: _worst_attribute(by_metric[metric], thresholds[metric]) for metric in METRICS}
+    return FairnessDrift(**summary), mismatches
+
+
+def _attribute_fairness(window: pd.DataFrame, attribute: str, baseline: DriftSnapshot, outputs: Outputs,
+                        config: MonitoringConfig, thresholds: ThresholdSet) -> tuple[dict[str, FairnessValue], int]:
+    column = col.protected(attribute)
+    base = dict(attribute=attribute, confidence_level=config.confidence_level)
+
+    def all_unavailable(reason: Reason, detail: str) -> dict[str, FairnessValue]:
+        return {m: unavailable(FairnessValue, reason, thresholds[m], detail, **base) for m in METRICS}
+
+    if column not in window.columns:
+        return all_unavailable(Reason.MISSING_COLUMN, f"the window has no column {column!r}"), 0
+    if col.PREDICTED_CLASS not in window.columns:
+        return all_unavailable(Reason.MISSING_COLUMN, f"the window has no column {col.PREDICTED_CLASS!r}"), 0
+    try:
+        groups = categorical_column(window[column])
+        codes = np.where(outputs.has_prediction, groups.codes, -1)
+        table = group_table(outputs.predicted_positive, codes, groups.categories, outputs.truth_state)
+        gaps = {m: assess(table, m, config.min_group_size) for m in METRICS}
+        intervals = bootstrap_intervals(table, gaps, resamples=config.bootstrap_resamples, seed=config.bootstrap_seed,
+                                        confidence_level=config.confidence_level, stream=attribute)
+    except _DATA_ERRORS as exc:
+        return all_unavailable(Reason.INVALID_INPUT, f"{type(exc).__name__}: {exc}"), 0
+    reference = baseline.fairness_metrics.get(attribute)
+    comparable = reference is not None and baseline.positive_label in (None, config.positive_label)
+    results = {}
+    for metric, gap in gaps.items():
+        threshold = thresholds[metric]
+        baseline_value = getattr(reference, metric) if comparable else None
+        fields = dict(base, group_rates=gap.rates, group_counts=gap.counts, baseline_value=baseline_value,
+                      insufficient_groups=[f"{attribute}={g}" for g in gap.insufficient],
+                      missing_attribute_count=groups.missing + groups.type_mismatches,
+                      sample_count=int(sum(gap.counts.get(g, 0) for g in gap.eligible)))
+        if not gap.available:
+            results[metric] = unavailable(FairnessValue, gap.reason, threshold, gap.detail, **fields)
+            continue
+        severity = threshold.severity(gap.value)
+        bound = _affected_bound(metric, severity, threshold)
+        ci = intervals.get(metric)
+        results[metric] = judged(
+            FairnessValue, gap.value, threshold, **fields,
+            change=None if baseline_value is None else gap.value - baseline_value,
+            affected_groups=affected_groups(gap, attribute, bound),
+            ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None)
+    return results, groups.type_mismatches
+
+
+def _affected_bound(metric: str, severity: Severity, threshold: Threshold) -> float | None:
+    """DP/EO: the WARNING threshold always; DI: the bound of the severity reached (none at INFO)."""
+    if metric != "disparate_impact":
+        return threshold.warning
+    return threshold.bound_for(severity)
+
+
+def _worst_attribute(items: dict[str, FairnessValue], threshold: Threshold) -> FairnessMetric:
+    """The schema's single value: the attribute with the worst severity, then the worst value."""
+    available = {a: v for a, v in items.items() if v.available}
+    if not available:
+        reasons = {v.reason for v in items.values()}
+        reason = reasons.pop() if len(reasons) == 1 else Reason.MISSING_COLUMN if not items else \
+            Reason.INSUFFICIENT_DATA
+        detail = "no protected attribute is configured" if not items else "no attribute had a value in this run"
+        return unavailable(FairnessMetric, reason, threshold, detail, by_attribute=items)
+    sign = 1.0 if threshold.higher_is_worse else -1.0
+    worst = max(available.values(), key=lambda v: (v.severity.rank, sign * v.value))
+    return FairnessMetric(**worst.model_dump(), by_attribute=items)
+
+
+# -- model drift -------------------------------------------------------------------------------
+
+def _model_drift(window: pd.DataFrame, baseline: DriftSnapshot, outputs: Outputs, config: MonitoringConfig,
+                 thresholds: ThresholdSet) -> tuple[ModelDrift, int]:
+    entropy, invalid_outputs = _entropy_change(window, baseline, config, thresholds.output_entropy_change)
+    drift = ModelDrift(
+        prediction_distribution_shift=_guarded(
+            PredictionShift, thresholds.prediction_distribution_shift,
+            lambda: _prediction_shift(window, baseline, outputs, config, thresholds.prediction_distribution_shift)),
+        accuracy_drop=_guarded(AccuracyDrop, thresholds.accuracy_drop,
+                               lambda: _accuracy_drop(window, baseline, outputs, config, thresholds.accuracy_drop)),
+        output_entropy_change=entropy,
+        prediction_volatility=_guarded(
+            PredictionVolatility, thresholds.prediction_volatility,
+            lambda: _volatility(window, outputs, config, thresholds.prediction_volatility)),
+    )
+    return drift, invalid_outputs
+
+
+def _prediction_shift(window, baseline, outputs: Outputs, config, threshold) -> PredictionShift:
+    count = outputs.prediction_count
+    current = outputs.class_distribution()
+    if col.PREDICTED_CLASS not in window.columns:
+        return unavailable(PredictionShift, Reason.MISSING_COLUMN, threshold,
+                           f"the window has no column {col.PREDICTED_CLASS!r}")
+    if not baseline.prediction_distribution:
+        return unavailable(PredictionShift, Reason.NO_BASELINE_DATA, threshold,
+                           "the baseline has no prediction distribution", sample_count=count)
+    if count < config.min_window_size:
+        return unavailable(PredictionShift, Reason.INSUFFICIENT_DATA, threshold,
+                           f"{count} predictions, fewer than min_window_size={config.min_window_size}",
+                           sample_count=count, current_distribution=current)
+    counts = {c: int(n) for c, n in zip(outputs.classes, outputs.class_counts) if n > 0}
+    return judged(PredictionShift, distribution_shift(baseline.prediction_distribution, counts), threshold,
+                  sample_count=count, current_distribution=current)
+
+
+def _accuracy_drop(window, baseline, outputs: Outputs, config, threshold) -> AccuracyDrop:
+    current, labelled = outputs.accuracy()
+    fields = dict(baseline_accuracy=baseline.baseline_accuracy, current_accuracy=current, labelled_count=labelled,
+                  sample_count=labelled)
+    if current is None:
+        return unavailable(AccuracyDrop, Reason.NO_GROUND_TRUTH, threshold,
+                           "no prediction in the window has ground truth yet", **fields)
+    if baseline.baseline_accuracy is None:
+        return unavailable(AccuracyDrop, Reason.NO_BASELINE_LABELS, threshold,
+                           "the baseline was built without ground truth", **fields)
+    if labelled < config.min_window_size:
+        return unavailable(AccuracyDrop, Reason.INSUFFICIENT_DATA, threshold,
+                           f"{labelled} labelled predictions, fewer than min_window_size={config.min_window_size}",
+                           **fields)
+    return judged(AccuracyDrop, baseline.baseline_accuracy - current, threshold, **fields)
+
+
+def _entropy_change(window, baseline: DriftSnapshot, config, threshold) -> tuple[EntropyChange, int]:
+    try:
+        readings = output_entropies(window, config.eps)
+    except _DATA_ERRORS as exc:
+        return unavailable(EntropyChange, Reason.INVALID_INPUT, threshold, f"{type(exc).__name__}: {exc}"), 0
+    invalid = max((r.invalid_rows for r in readings.values()), default=0)
+    stored = baseline.output_entropy
+    # the same source on both sides: probabilities when both have them, else confidence
+    source = next((s for s in ("probabilities", "confidence")
+                   if s in readings and getattr(stored, s) is not None), None)
+    if source is None:
+        return unavailable(EntropyChange, Reason.NO_OUTPUT_SCORES, threshold,
+                           "no output scores (probabilities or confidence) logged in both the window "
+                           "and the baseline"), invalid
+    reading, reference = readings[source], getattr(stored, source)
+    fields = dict(source=source, baseline_entropy=reference, current_entropy=reading.mean,
+                  sample_count=reading.valid_rows)
+    if reading.valid_rows < config.min_window_size:
+        return unavailable(EntropyChange, Reason.INSUFFICIENT_DATA, threshold,
+                           f"{reading.valid_rows} rows with valid scores, fewer than "
+                           f"min_window_size={config.min_window_size}", **fields), invalid
+    if not reference > 0:
+        return unavailable(EntropyChange, Reason.UNDEFINED, threshold, "the baseline entropy is 0", **fields), invalid
+    return judged(EntropyChange, abs(reading.mean - reference) / reference, threshold, **fields), invalid
+
+
+def _volatility(window, outputs: Outputs, config, threshold) -> PredictionVolatility:
+    if col.TIMESTAMP not in window.columns:
+        return unavailable(PredictionVolatility, Reason.NO_TIMESTAMPS, threshold,
+                           f"the window has no column {col.TIMESTAMP!r}")
+    hours = hour_codes(window[col.TIMESTAMP])
+    hours = np.where(outputs.has_prediction, hours, -1)
+    rates, chunks = hourly_positive_rates(hours, outputs.predicted_positive, config.min_hourly_chunk)
+    fields = dict(chunk_count=chunks, chunks_used=int(rates.size), sample_count=outputs.prediction_count)
+    if rates.size < 2:
+        return unavailable(PredictionVolatility, Reason.INSUFFICIENT_DATA, threshold,
+                           f"{rates.size} hourly chunk(s) with at least {config.min_hourly_chunk} predictions; "
+                           "a standard deviation needs two", **fields)
+    return judged(PredictionVolatility, float(rates.std()), threshold, **fields)
+
+
+# -- explanation drift -------------------------------------------------------------------------
+
+def _explanation_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: MonitoringConfig,
+                       thresholds: ThresholdSet) -> tuple[ExplanationDrift, int]:
+    kinds = {"shap_kl_divergence": MetricValue, "top_features_change": TopFeaturesChange,
+             "rank_correlation": MetricValue}
+
+    def all_unavailable(reason: Reason, detail: str, **fields) -> ExplanationDrift:
+        return ExplanationDrift(**{m: unavailable(k, reason, thresholds[m], detail, **fields)
+                                   for m, k in kinds.items()})
+
+    if not baseline.shap_distributions:
+        return all_unavailable(Reason.NO_BASELINE_DATA, "the baseline has no SHAP values"), 0
+    names = [n for n in explanation_names(window) if n in baseline.shap_distributions]
+    if not names:
+        return all_unavailable(Reason.NO_EXPLANATIONS, "the window has no SHAP values of the baseline's features"), 0
+    try:
+        shap = read_shap(window, names)
+    except _DATA_ERRORS as exc:
+        return all_unavailable(Reason.INVALID_INPUT, f"{type(exc).__name__}: {exc}"), 0
+    usable = ~np.isnan(shap.importance)
+    names = [n for n, ok in zip(names, usable) if ok]
+    current = shap.importance[usable]
+    reference = np.array([baseline.shap_distributions[n].mean_abs for n in names])
+    if shap.rows < config.min_window_size:
+        return all_unavailable(Reason.INSUFFICIENT_DATA, f"{shap.rows} rows with SHAP values, fewer than "
+                               f"min_window_size={config.min_window_size}", sample_count=shap.rows), shap.non_finite
+    if len(names) < 2:
+        return all_unavailable(Reason.INSUFFICIENT_DATA, "fewer than two features with SHAP values on both sides",
+                               sample_count=shap.rows), shap.non_finite
+    fields = dict(sample_count=shap.rows)
+
+    def kl() -> MetricValue:
+        normalised(reference), normalised(current)  # raises when either side sums to 0
+        return judged(MetricValue, shap_kl_divergence(reference, current, config.eps),
+                      thresholds.shap_kl_divergence, **fields)
+
+    def top() -> TopFeaturesChange:
+        k = min(TOP_K, len(names))
+        old, new = top_features(reference, names, k), top_features(current, names, k)
+        return judged(TopFeaturesChange, len(set(old) - set(new)), thresholds.top_features_change, old=old, new=new,
+                      **fields)
+
+    def rank() -> MetricValue:
+        return judged(MetricValue, rank_correlation(reference, current), thresholds.rank_correlation, **fields)
+
+    drift = ExplanationDrift(
+        shap_kl_divergence=_guarded(MetricValue, thresholds.shap_kl_divergence, kl, reason=Reason.UNDEFINED,
+                                    **fields),
+        top_features_change=_guarded(TopFeaturesChange, thresholds.top_features_change, top, **fields),
+        rank_correlation=_guarded(MetricValue, thresholds.rank_correlation, rank, reason=Reason.UNDEFINED,
+                                  **fields),
+    )
+    return drift, shap.non_finite

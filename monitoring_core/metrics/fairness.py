@@ -1,0 +1,368 @@
+"""Group fairness: demographic parity, equal opportunity, disparate impact, with bootstrap CIs.
+
+Everything is computed from one small table per protected attribute: for each group the
+rows in six cells, (predicted positive or not) x (ground truth positive, other label, no
+label). Selection rate ``SR_g = P(pred = positive | g)`` and true-positive rate
+``TPR_g = P(pred = positive | truth = positive, g)`` are ratios of those counts, so a
+million rows cost one ``np.bincount``.
+
+Small groups (spec section 2): a group with fewer than ``min_group_size`` rows is left out
+of the gap and listed as insufficient; for equal opportunity the rows that count are the
+group's rows with positive ground truth (the rows its TPR is estimated from). With fewer
+than two groups left the metric is unavailable, never a value from five rows.
+
+Bootstrap. Resampling rows with replacement within each group (a stratified bootstrap)
+changes a group's table only through how many resampled rows land in each of its six
+cells, and those counts are exactly ``Multinomial(n_g, cells_g / n_g)``. Drawing that
+multinomial per group and resample is therefore the same distribution as resampling the
+rows, at a cost independent of the row count (tested against an explicit row resampling).
+The selection-rate part alone is ``Binomial(n_g, SR_g)``. The interval is the percentile
+interval of the resampled metric; groups are drawn in an order fixed by their counts, so
+relabelling groups or reordering rows changes nothing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidInput
+from ..models.record import Reason
+
+# cell index = 2 * truth_state + (0 if predicted positive else 1)
+# truth_state: 0 = positive ground truth, 1 = other label, 2 = no label
+PRED_POS_TRUTH_POS, PRED_NEG_TRUTH_POS, PRED_POS_TRUTH_NEG, PRED_NEG_TRUTH_NEG, PRED_POS_UNLABELLED, \
+    PRED_NEG_UNLABELLED = range(6)
+TRUTH_POSITIVE, TRUTH_NEGATIVE, UNLABELLED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    """Per-group counts of one protected attribute (``cells`` has shape ``(groups, 6)``)."""
+
+    groups: list[str]
+    cells: np.ndarray
+    missing_attribute: int = 0
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.cells.sum(axis=1)
+
+    @property
+    def predicted_positive(self) -> np.ndarray:
+        return self.cells[:, [PRED_POS_TRUTH_POS, PRED_POS_TRUTH_NEG, PRED_POS_UNLABELLED]].sum(axis=1)
+
+    @property
+    def actual_positive(self) -> np.ndarray:
+        return self.cells[:, PRED_POS_TRUTH_POS] + self.cells[:, PRED_NEG_TRUTH_POS]
+
+    @property
+    def actual_negative(self) -> np.ndarray:
+        return self.cells[:, PRED_POS_TRUTH_NEG] + self.cells[:, PRED_NEG_TRUTH_NEG]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.actual_positive + self.actual_negative
+
+    def selection_rates(self) -> np.ndarray:
+        return _ratio(self.predicted_positive, self.rows)
+
+    def true_positive_rates(self) -> np.ndarray:
+        return _ratio(self.cells[:, PRED_POS_TRUTH_POS], self.actual_positive)
+
+    def false_positive_rates(self) -> np.ndarray:
+        return _ratio(self.cells[:, PRED_POS_TRUTH_NEG], self.actual_negative)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+
+
+def group_table(predicted_positive: np.ndarray, group_codes: np.ndarray, groups: list[str],
+                truth_state: np.ndarray | None = None) -> GroupTable:
+    """Count rows per group and cell.
+
+    Parameters
+    ----------
+    predicted_positive : bool ndarray
+        Whether each row's prediction is the positive class.
+    group_codes : int ndarray
+        Index into ``groups`` per row; negative = attribute missing (row left out).
+    truth_state : int8 ndarray, optional
+        ``TRUTH_POSITIVE``, ``TRUTH_NEGATIVE`` or ``UNLABELLED`` per row; None = no labels.
+    """
+    codes = np.asarray(group_codes, dtype=np.int64)
+    present = codes >= 0
+    key = codes * 6
+    key += np.where(predicted_positive, 0, 1)
+    if truth_state is None:
+        key += 2 * UNLABELLED
+    else:
+        key += 2 * np.asarray(truth_state, dtype=np.int64)
+    counts = np.bincount(key[present], minlength=6 * len(groups))
+    return GroupTable(list(groups), counts.reshape(len(groups), 6), int((~present).sum()))
+
+
+@dataclass(frozen=True)
+class GroupGap:
+    """One fairness metric of one attribute, before severity is attached.
+
+    ``rates``/``counts`` cover every group with data (selection rate and rows, or TPR and
+    labelled positives); ``eligible`` marks the groups used for the value.
+    """
+
+    metric: str
+    value: float | None
+    reason: Reason | None = None
+    detail: str | None = None
+    rates: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    eligible: tuple[str, ...] = ()
+    insufficient: tuple[str, ...] = ()
+    ci: tuple[float, float] | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.value is not None
+
+    @property
+    def best_rate(self) -> float | None:
+        return max((self.rates[g] for g in self.eligible), default=None)
+
+
+METRICS = ("demographic_parity", "equal_opportunity", "disparate_impact")
+
+
+def _eligible(sizes: np.ndarray, min_group_size: int) -> np.ndarray:
+    return sizes >= min_group_size
+
+
+def _gap_inputs(table: GroupTable, metric: str, min_group_size: int):
+    if metric == "equal_opportunity":
+        return table.true_positive_rates(), table.actual_positive
+    return table.selection_rates(), table.rows
+
+
+def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
+    """Value of ``metric`` ("demographic_parity", "equal_opportunity", "disparate_impact").
+
+    * demographic parity: ``max_g SR_g - min_g SR_g``
+    * equal opportunity: ``max_g TPR_g - min_g TPR_g``
+    * disparate impact: ``min_g SR_g / max_g SR_g``
+
+    over the groups with at least ``min_group_size`` rows (labelled positives for EO).
+    """
+    rates, sizes = _gap_inputs(table, metric, min_group_size)
+    has_data = sizes > 0
+    names = table.groups
+    info = dict(rates={names[i]: float(rates[i]) for i in np.flatnonzero(has_data)},
+                counts={names[i]: int(sizes[i]) for i in np.flatnonzero(has_data)})
+    eligible = _eligible(sizes, min_group_size) & has_data
+    info["eligible"] = tuple(names[i] for i in np.flatnonzero(eligible))
+    info["insufficient"] = tuple(names[i] for i in np.flatnonzero(has_data & ~eligible))
+    if metric == "equal_opportunity":
+        if table.labelled.sum() == 0:
+            return GroupGap(metric, None, Reason.NO_GROUND_TRUTH, "no row has ground truth", **info)
+        if table.actual_positive.sum() == 0:
+            return GroupGap(metric, None, Reason.NO_POSITIVE_LABELS, "no row has positive ground truth", **info)
+    if has_data.sum() < 2:
+        return GroupGap(metric, None, Reason.TOO_FEW_GROUPS,
+                        f"{int(has_data.sum())} group(s) with data; a gap needs two", **info)
+    if eligible.sum() < 2:
+        unit = "rows with positive ground truth" if metric == "equal_opportunity" else "rows"
+        return GroupGap(metric, None, Reason.INSUFFICIENT_DATA,
+                        f"fewer than two groups with at least {min_group_size} {unit}", **info)
+    used = rates[eligible]
+    if metric == "disparate_impact":
+        if used.max() == 0:
+            return GroupGap(metric, None, Reason.NO_POSITIVE_PREDICTIONS,
+                            "no group has a positive prediction; the ratio is undefined", **info)
+        return GroupGap(metric, float(used.min() / used.max()), **info)
+    return GroupGap(metric, float(used.max() - used.min()), **info)
+
+
+def bootstrap_intervals(table: GroupTable, gaps: dict[str, GroupGap], *, resamples: int, seed: int,
+                        confidence_level: float, stream: str = "") -> dict[str, tuple[float, float] | None]:
+    """Percentile bootstrap intervals of the available metrics in ``gaps``.
+
+    Each resample draws every group's six cell counts from
+    ``Multinomial(n_g, cells_g / n_g)`` (equivalent to resampling its rows, see the module
+    docstring). ``stream`` (the attribute name) picks an independent random stream per
+    attribute from ``seed``.
+    """
+    wanted = {m: g for m, g in gaps.items() if g.available}
+    if resamples <= 0 or not wanted:
+        return {m: None for m in gaps}
+    cells = table.cells
+    rows = cells.sum(axis=1)
+    # Draw groups in an order fixed by their counts, not their names or first appearance.
+    order = np.lexsort(cells.T[::-1])
+    rng = np.random.default_rng([seed, zlib.crc32(stream.encode())])
+    probabilities = cells[order] / np.maximum(rows[order], 1)[:, None]
+    probabilities[rows[order] == 0] = [0, 0, 0, 0, 0, 1]
+    drawn_ordered = rng.multinomial(rows[order], probabilities, size=(resamples, len(order)))
+    drawn = np.empty_like(drawn_ordered)
+    drawn[:, order] = drawn_ordered
+    predicted = drawn[..., [PRED_POS_TRUTH_POS, PRED_POS_TRUTH_NEG, PRED_POS_UNLABELLED]].sum(axis=-1)
+    positives = drawn[..., PRED_POS_TRUTH_POS] + drawn[..., PRED_NEG_TRUTH_POS]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        selection = predicted / rows  # rows are fixed per group in a stratified bootstrap
+        tpr = np.where(positives > 0, drawn[..., PRED_POS_TRUTH_POS] / np.maximum(positives, 1), np.nan)
+    index = {g: i for i, g in enumerate(table.groups)}
+    tail = (1.0 - confidence_level) / 2.0
+    intervals: dict[str, tuple[float, float] | None] = {m: None for m in gaps}
+    for metric, gap in wanted.items():
+        columns = [index[g] for g in gap.eligible]
+        rates = (tpr if metric == "equal_opportunity" else selection)[:, columns]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if metric == "disparate_impact":
+                top = rates.max(axis=1)
+                stats = np.where(top > 0, rates.min(axis=1) / np.where(top > 0, top, 1), np.nan)
+            else:
+                stats = rates.max(axis=1) - rates.min(axis=1)  # NaN where a group drew no positives
+        stats = stats[~np.isnan(stats)]
+        if stats.size:
+            low, high = np.quantile(stats, [tail, 1.0 - tail])
+            intervals[metric] = (float(low), float(high))
+    return intervals
+
+
+# -- public functions on raw arrays ----------------------------------------------------------
+
+def _label_mask(values: pd.Series, label, name: str) -> np.ndarray:
+    """Rows equal to ``label``: numerically for numeric columns, as text otherwise."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        if isinstance(label, (bool, int, float, np.number)):
+            return (values == label).to_numpy(dtype=bool, na_value=False)
+        raise InvalidInput(f"{name} holds numbers but positive_label is {label!r}; give a label of the same type")
+    return (values.astype(str) == str(label)).to_numpy(dtype=bool, na_value=False)
+
+
+def _as_series(values, name: str) -> pd.Series:
+    if np.ndim(values) != 1:
+        raise InvalidInput(f"{name} must be one-dimensional, got shape {np.shape(values)}")
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    return series.reset_index(drop=True)
+
+
+def fairness_table(y_pred, groups, positive_label, y_true=None) -> GroupTable:
+    """The :class:`GroupTable` of raw arrays.
+
+    Raises
+    ------
+    InvalidInput
+        on lengths that differ, a missing prediction or group, or a label type that cannot
+        match ``positive_label``. A missing ``y_true`` (None/NaN) means "no label yet".
+    """
+    pred = _as_series(y_pred, "y_pred")
+    grp = _as_series(groups, "groups")
+    truth = None if y_true is None else _as_series(y_true, "y_true")
+    lengths = {"y_pred": len(pred), "groups": len(grp)} | ({} if truth is None else {"y_true": len(truth)})
+    if len(set(lengths.values())) > 1:
+        raise InvalidInput(f"arrays have different lengths: {lengths}")
+    for name, series in (("y_pred", pred), ("groups", grp)):
+        if series.isna().any():
+            raise InvalidInput(f"{name} has {int(series.isna().sum())} missing value(s)")
+    codes, uniques = pd.factorize(grp.astype(str), sort=True)
+    state = None
+    if truth is not None:
+        labelled = truth.notna().to_numpy()
+        positive = _label_mask(truth, positive_label, "y_true")
+        state = np.where(positive, TRUTH_POSITIVE, np.where(labelled, TRUTH_NEGATIVE, UNLABELLED)).astype(np.int8)
+    return group_table(_label_mask(pred, positive_label, "y_pred"), codes, [str(u) for u in uniques], state)
+
+
+def _value_or_raise(gap: GroupGap) -> float:
+    if gap.value is None:
+        raise InvalidInput(f"{gap.metric} is unavailable: {gap.detail} ({gap.reason})")
+    return gap.value
+
+
+def selection_rates(y_pred, groups, positive_label) -> dict[str, float]:
+    """``SR_g = P(y_pred = positive_label | group g)`` per group."""
+    table = fairness_table(y_pred, groups, positive_label)
+    return dict(zip(table.groups, table.selection_rates().tolist()))
+
+
+def demographic_parity_difference(y_pred, groups, positive_label, *, min_group_size: int = 1) -> float:
+    r"""Largest gap in selection rate between groups.
+
+    .. math:: \mathrm{DPD} = \max_g SR_g - \min_g SR_g, \quad SR_g = P(\hat y = + \mid g)
+
+    Equals ``fairlearn.metrics.demographic_parity_difference`` (``min_group_size=1``).
+
+    Parameters
+    ----------
+    y_pred, groups : array_like, 1-D, same length
+        Predicted labels and the protected attribute's group per row.
+    positive_label
+        The favourable class.
+    min_group_size : int
+        Groups with fewer rows are left out (the analysis uses 30).
+
+    Returns
+    -------
+    float in ``[0, 1]``. WARNING above 0.05, CRITICAL above 0.10.
+
+    Raises
+    ------
+    InvalidInput
+        on bad input, or fewer than two groups of ``min_group_size`` rows.
+    """
+    return _value_or_raise(assess(fairness_table(y_pred, groups, positive_label), "demographic_parity",
+                                  min_group_size))
+
+
+def disparate_impact_ratio(y_pred, groups, positive_label, *, min_group_size: int = 1) -> float:
+    r"""Lowest selection rate over the highest (the four-fifths rule).
+
+    .. math:: \mathrm{DI} = \min_g SR_g / \max_g SR_g
+
+    Equals ``fairlearn.metrics.demographic_parity_ratio``. In ``[0, 1]``; WARNING below
+    0.90, CRITICAL below 0.80.
+
+    Raises
+    ------
+    InvalidInput
+        on bad input, fewer than two groups, or no positive prediction at all (0/0).
+    """
+    return _value_or_raise(assess(fairness_table(y_pred, groups, positive_label), "disparate_impact",
+                                  min_group_size))
+
+
+def equal_opportunity_difference(y_true, y_pred, groups, positive_label, *, min_group_size: int = 1) -> float:
+    r"""Largest gap in true-positive rate between groups.
+
+    .. math:: \mathrm{EOD} = \max_g TPR_g - \min_g TPR_g, \quad TPR_g = P(\hat y = + \mid y = +, g)
+
+    Equals ``fairlearn.metrics.equal_opportunity_difference``. Rows whose ``y_true`` is
+    missing are left out; ``min_group_size`` counts a group's rows with positive truth.
+
+    Raises
+    ------
+    InvalidInput
+        on bad input, no ground truth, or fewer than two groups with positives.
+    """
+    return _value_or_raise(assess(fairness_table(y_pred, groups, positive_label, y_true), "equal_opportunity",
+                                  min_group_size))
+
+
+def affected_groups(gap: GroupGap, attribute: str, bound: float | None) -> list[str]:
+    """Groups the metric flags, as ``attribute=group``.
+
+    DP and EO: groups whose rate is below the best group's by more than ``bound`` (the
+    WARNING threshold). DI: groups with ``SR_g / max SR < bound`` (the CRITICAL threshold
+    for a CRITICAL value, the WARNING one for a WARNING value).
+    """
+    best = gap.best_rate
+    if bound is None or best is None:
+        return []
+    if gap.metric == "disparate_impact":
+        flagged = [g for g in gap.eligible if best > 0 and gap.rates[g] / best < bound]
+    else:
+        flagged = [g for g in gap.eligible if best - gap.rates[g] > bound]
+    return [f"{attribute}={g}" for g in flagged]

@@ -1,0 +1,276 @@
+"""``monitoring_records``: the metrics of one analysis run of one model.
+
+Keeps the source schema's field names and blocks (``data_drift``, ``fairness_drift``,
+``model_drift``, ``explanation_drift``, ``data_quality``). Every metric value carries its
+``value`` (None when it could not be computed), ``severity``, ``available`` and the
+``reason`` when not, the ``threshold`` it was judged against and the counts it rests on.
+
+Metrics that exist per feature or per protected attribute keep every item in a map and,
+where the schema has a single value, the worst item (naming its feature or attribute).
+:meth:`MonitoringRecord.breaches` flattens every WARNING/CRITICAL item into stable
+metric names (``psi:credit_score``, ``demographic_parity:gender``) for the incidents module.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ..clock import now
+from .common import Document, Severity, UtcDatetime, finite_or_none, new_id
+from .thresholds import Threshold
+
+Number = Annotated[float | None, AfterValidator(finite_or_none)]
+
+
+class Reason(enum.StrEnum):
+    """Why a metric has no value in this run."""
+
+    INSUFFICIENT_DATA = "insufficient_data"
+    NO_GROUND_TRUTH = "no_ground_truth"
+    NO_BASELINE_LABELS = "no_baseline_labels"
+    NO_BASELINE_DATA = "no_baseline_data"
+    MISSING_COLUMN = "missing_column"
+    CONSTANT_REFERENCE = "constant_reference"
+    NO_POSITIVE_PREDICTIONS = "no_positive_predictions"
+    NO_POSITIVE_LABELS = "no_positive_labels"
+    TOO_FEW_GROUPS = "too_few_groups"
+    NO_EXPLANATIONS = "no_explanations"
+    NO_OUTPUT_SCORES = "no_output_scores"
+    NO_TIMESTAMPS = "no_timestamps"
+    UNDEFINED = "undefined"
+    NOT_APPLICABLE = "not_applicable"
+    INVALID_INPUT = "invalid_input"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricValue(_Part):
+    value: Number = None
+    severity: Severity = Severity.INFO
+    available: bool = True
+    reason: Reason | None = None
+    detail: str | None = Field(default=None, description="human-readable note, e.g. why unavailable")
+    threshold: Threshold | None = None
+    sample_count: int | None = Field(default=None, ge=0, description="current values the metric rests on")
+
+    @model_validator(mode="after")
+    def _unavailable_has_reason(self) -> MetricValue:
+        if not self.available:
+            if self.reason is None:
+                raise ValueError("an unavailable metric needs a reason")
+            if self.value is not None or self.severity is not Severity.INFO:
+                raise ValueError("an unavailable metric has no value and no severity")
+        elif self.value is None:
+            raise ValueError("an available metric needs a value")
+        return self
+
+
+class FeatureMetric(MetricValue):
+    """A drift value of one feature."""
+
+    feature: str
+    reference_count: int | None = Field(default=None, ge=0)
+
+
+class WorstFeatureMetric(MetricValue):
+    """Max over features (KL, Wasserstein); ``feature`` names the one that produced it."""
+
+    feature: str | None = None
+    by_feature: dict[str, FeatureMetric] = Field(default_factory=dict)
+
+
+class FairnessValue(MetricValue):
+    """A fairness metric of one protected attribute, judged on its current level.
+
+    ``group_rates``/``group_counts``: selection rate and rows per group (DP, DI) or TPR and
+    labelled positives per group (EO). ``insufficient_groups`` were left out for having
+    fewer than ``min_group_size`` of those rows.
+    """
+
+    attribute: str | None = None
+    baseline_value: Number = None
+    change: Number = None
+    affected_groups: list[str] = Field(default_factory=list)
+    ci_low: Number = None
+    ci_high: Number = None
+    confidence_level: float | None = None
+    group_rates: dict[str, float] = Field(default_factory=dict)
+    group_counts: dict[str, int] = Field(default_factory=dict)
+    insufficient_groups: list[str] = Field(default_factory=list)
+    missing_attribute_count: int = Field(default=0, ge=0)
+
+
+class FairnessMetric(FairnessValue):
+    """The worst attribute's value (in the schema's fields) plus every attribute."""
+
+    by_attribute: dict[str, FairnessValue] = Field(default_factory=dict)
+
+
+class PredictionShift(MetricValue):
+    current_distribution: dict[str, float] = Field(default_factory=dict)
+
+
+class AccuracyDrop(MetricValue):
+    baseline_accuracy: Number = None
+    current_accuracy: Number = None
+    labelled_count: int = Field(default=0, ge=0)
+
+
+class EntropyChange(MetricValue):
+    baseline_entropy: Number = None
+    current_entropy: Number = None
+    source: str | None = Field(default=None, description="'probabilities' or 'confidence'")
+
+
+class PredictionVolatility(MetricValue):
+    chunk_count: int = Field(default=0, ge=0, description="hourly chunks in the window")
+    chunks_used: int = Field(default=0, ge=0, description="chunks with enough predictions")
+
+
+class TopFeaturesChange(MetricValue):
+    """``value`` = how many of the baseline's top features left the top list."""
+
+    old: list[str] = Field(default_factory=list)
+    new: list[str] = Field(default_factory=list)
+
+
+class DataDrift(_Part):
+    psi: dict[str, FeatureMetric] = Field(default_factory=dict)
+    kl_divergence: WorstFeatureMetric
+    wasserstein_distance: WorstFeatureMetric
+    category_frequency_shift: dict[str, FeatureMetric] = Field(default_factory=dict)
+    # The schema stores a bare number per feature; this keeps the same map with each value
+    # carrying its severity like every other metric.
+    missing_value_density_change: dict[str, FeatureMetric] = Field(default_factory=dict)
+
+
+class FairnessDrift(_Part):
+    demographic_parity: FairnessMetric
+    equal_opportunity: FairnessMetric
+    disparate_impact: FairnessMetric
+
+
+class ModelDrift(_Part):
+    prediction_distribution_shift: PredictionShift
+    accuracy_drop: AccuracyDrop
+    output_entropy_change: EntropyChange
+    prediction_volatility: PredictionVolatility
+
+
+class ExplanationDrift(_Part):
+    shap_kl_divergence: MetricValue
+    top_features_change: TopFeaturesChange
+    rank_correlation: MetricValue
+
+
+class FeatureQuality(_Part):
+    missing: int = Field(default=0, ge=0)
+    type_mismatches: int = Field(default=0, ge=0)
+    range_violations: int = Field(default=0, ge=0)
+    non_finite: int = Field(default=0, ge=0, description="±inf values (also counted as range violations)")
+
+
+class DataQuality(_Part):
+    """Counts over the window. Offending values are left out of the metrics they would corrupt."""
+
+    schema_violations: int = Field(default=0, ge=0)
+    type_mismatches: int = Field(default=0, ge=0)
+    range_violations: int = Field(default=0, ge=0)
+    unknown_labels: int = Field(default=0, ge=0, description="predictions or ground truths outside the known classes")
+    invalid_outputs: int = Field(default=0, ge=0, description="rows with non-finite or out-of-[0,1] scores")
+    missing_features: list[str] = Field(default_factory=list)
+    unexpected_features: list[str] = Field(default_factory=list)
+    by_feature: dict[str, FeatureQuality] = Field(default_factory=dict)
+
+
+class RecordMetrics(_Part):
+    data_drift: DataDrift
+    fairness_drift: FairnessDrift
+    model_drift: ModelDrift
+    explanation_drift: ExplanationDrift
+    data_quality: DataQuality
+
+
+class AnalysisPeriod(_Part):
+    start: UtcDatetime
+    end: UtcDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AnalysisPeriod:
+        if self.start > self.end:
+            raise ValueError("analysis period starts after it ends")
+        return self
+
+
+class Breach(_Part):
+    """One metric item at WARNING or CRITICAL, ready for an incident's ``metrics_triggered``."""
+
+    metric_name: str
+    value: float
+    threshold: float
+    severity: Severity
+    affected_groups: list[str] = Field(default_factory=list)
+    feature: str | None = None
+    attribute: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class MonitoringRecord(Document):
+    record_id: str = Field(default_factory=lambda: new_id("REC"), min_length=1)
+    model_id: str = Field(min_length=1)
+    analysis_period: AnalysisPeriod
+    timestamp: UtcDatetime = Field(default_factory=now)
+    sample_count: int = Field(ge=0)
+    baseline_snapshot_id: str | None = None
+    metrics: RecordMetrics
+    aggregated_score: float = Field(ge=0, le=1)
+    category_scores: dict[str, float] = Field(default_factory=dict,
+                                              description="data/fairness/model/explanation scores in [0, 1]")
+    aggregated_score_threshold: Threshold | None = Field(
+        default=None, description="policy 2.3: the score alone is CRITICAL beyond this")
+    max_severity: Severity
+    incident_ids: list[str] = Field(default_factory=list)
+    analyzer_version: str | None = None
+    execution_time_ms: float | None = Field(default=None, ge=0)
+
+    def breaches(self) -> list[Breach]:
+        """Every metric item at WARNING or CRITICAL, plus the aggregated score when it is."""
+        return list(_breaches(self))
+
+
+def _breach(name: str, metric: MetricValue, **extra) -> Breach | None:
+    if metric.severity is Severity.INFO or metric.value is None or metric.threshold is None:
+        return None
+    return Breach(metric_name=name, value=metric.value, threshold=metric.threshold.bound_for(metric.severity),
+                  severity=metric.severity, **extra)
+
+
+def _breaches(record: MonitoringRecord):
+    m = record.metrics
+    candidates: list[Breach | None] = []
+    data = m.data_drift
+    for family in ("psi", "category_frequency_shift", "missing_value_density_change"):
+        for feature, item in getattr(data, family).items():
+            candidates.append(_breach(f"{family}:{feature}", item, feature=feature))
+    for family in ("kl_divergence", "wasserstein_distance"):
+        for feature, item in getattr(data, family).by_feature.items():
+            candidates.append(_breach(f"{family}:{feature}", item, feature=feature))
+    for family in ("demographic_parity", "equal_opportunity", "disparate_impact"):
+        for attribute, item in getattr(m.fairness_drift, family).by_attribute.items():
+            candidates.append(_breach(f"{family}:{attribute}", item, attribute=attribute,
+                                      affected_groups=list(item.affected_groups),
+                                      ci_low=item.ci_low, ci_high=item.ci_high))
+    for block in (m.model_drift, m.explanation_drift):
+        for name in type(block).model_fields:
+            candidates.append(_breach(name, getattr(block, name)))
+    if record.aggregated_score_threshold is not None:
+        overall = record.aggregated_score_threshold.severity(record.aggregated_score)
+        candidates.append(_breach("aggregated_score", MetricValue(
+            value=record.aggregated_score, severity=overall, threshold=record.aggregated_score_threshold)))
+    yield from (c for c in candidates if c is not None)
