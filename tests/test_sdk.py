@@ -129,7 +129,8 @@ def test_overflow_is_counted_and_reported(tmp_path, caplog):
     assert "queue is full" in caplog.text
     stats = logger.close()
     assert stats.written == 5 and store.predictions.count("loan") == 5
-    assert stats.logged == stats.written + stats.duplicates + stats.pending + stats.dropped_on_close
+    assert stats.logged == (stats.written + stats.duplicates + stats.rejected_by_store + stats.dropped_on_error
+                            + stats.dropped_on_close + stats.pending)
 
 
 def test_close_reports_what_could_not_be_written(tmp_path):
@@ -155,3 +156,24 @@ def test_explicit_ids_make_retries_idempotent(embedded):
     logger.close()
     window = embedded.predictions.window("loan", NOW, NOW + timedelta(minutes=1), [col.PREDICTION_ID])
     assert window[col.PREDICTION_ID].tolist() == ["fixed-1"]
+
+
+def test_an_unexpected_error_is_reported_not_retried_forever(embedded, caplog):
+    class Broken:
+        """A store whose writes hit a bug (not an outage)."""
+
+        def __init__(self, real):
+            self.predictions = self
+            self.real = real
+
+        def insert_many(self, logs):
+            raise TypeError("a bug in the writer")
+
+    logger = PredictionLogger(Broken(embedded), batch_size=2, flush_interval=0.05, backoff_initial=0.01)
+    log_one(logger, 1)
+    log_one(logger, 2)
+    assert logger.flush(timeout=10)
+    stats = logger.close()
+    assert stats.dropped_on_error == 2 and stats.failed_writes == 2 and "a bug in the writer" in stats.last_error
+    assert "dropped 2 predictions after 3 failed writes" in caplog.text
+    assert stats.logged == stats.written + stats.dropped_on_error + stats.pending

@@ -81,6 +81,14 @@ def test_many_small_batches_read_back_in_time_order(store):
     np.testing.assert_array_equal(joined[col.feature("income")], joined[col.feature("income") + "_in"])
 
 
+def test_merged_segments_keep_every_value(store):
+    frame = prediction_frame(2600)
+    for start in range(0, len(frame), 10):  # enough small batches for merges of merges
+        store.predictions.insert_frame(frame.iloc[start:start + 10])
+    window = store.predictions.window("loan", NOW - timedelta(days=30), NOW + timedelta(days=30), WINDOW_COLUMNS)
+    pd.testing.assert_frame_equal(window, frame[WINDOW_COLUMNS].reset_index(drop=True))
+
+
 def test_duplicate_ids_are_reported_and_good_rows_kept(store):
     frame = prediction_frame(20)
     store.predictions.insert_frame(frame.iloc[:5])
@@ -405,3 +413,73 @@ def test_unreachable_mongodb_is_a_clear_error():
     with pytest.raises(StoreUnavailable) as caught:
         MongoStore.connect("mongodb://fairwatch:s3cret@127.0.0.1:9/?directConnection=true", "fw", timeout_ms=300)
     assert "127.0.0.1:9" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_embedded_store_reports_a_read_only_file_and_still_reads(tmp_path):
+    import os
+    import subprocess
+
+    path = tmp_path / "fw.db"
+    store = SqliteStore(path)
+    store.ensure_schema()
+    store.predictions.insert_frame(prediction_frame(5))
+    store.close()
+    path.chmod(0o444)
+    immutable = os.geteuid() == 0  # root ignores permissions: make the file immutable instead
+    if immutable and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem cannot make a file read-only for root")
+    try:
+        reader = SqliteStore(path)
+        assert reader.predictions.count("loan") == 5
+        with pytest.raises(StoreUnavailable, match="is read-only: check the file's and folder's permissions"):
+            reader.predictions.insert_frame(prediction_frame(5, start_id=50))
+        assert reader.predictions.count("loan") == 5
+        reader.close()
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def _write_from_another_process(path: str, start_id: int) -> int:
+    store = SqliteStore(path)
+    total = 0
+    for start in range(0, 400, 20):
+        total += store.predictions.insert_frame(prediction_frame(20, start_id=start_id + start)).inserted
+    store.close()
+    return total
+
+
+def test_embedded_store_takes_two_writer_processes(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    path = tmp_path / "fw.db"
+    SqliteStore(path).ensure_schema()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        written = list(pool.map(_write_from_another_process, [str(path)] * 2, [0, 10_000]))
+    assert written == [400, 400]
+    store = SqliteStore(path)
+    window = store.predictions.window("loan", NOW - timedelta(days=30), NOW + timedelta(days=30), [col.PREDICTION_ID])
+    assert len(window) == 800 and window[col.PREDICTION_ID].is_unique
+
+
+def test_mongodb_indexes_carry_ttl_and_the_partial_rules():
+    import mongomock
+
+    from monitoring_core.storage.mongo import MongoStore
+    from monitoring_core.storage.retention import RetentionPolicy
+
+    store = MongoStore(mongomock.MongoClient(tz_aware=True), "fw", RetentionPolicy(prediction_days=30))
+    store.ensure_schema()
+    info = {name: store.db[name].index_information() for name in store.db.list_collection_names()}
+    assert info["prediction_logs"]["ttl_timestamp"]["expireAfterSeconds"] == 30 * 86_400
+    assert info["monitoring_records"]["ttl_timestamp"]["expireAfterSeconds"] == 5 * 365 * 86_400
+    assert info["monitoring_audit_logs"]["ttl_timestamp"]["expireAfterSeconds"] == 5 * 365 * 86_400
+    alerts_ttl = info["alerts"]["ttl_created_at_noncritical"]
+    assert alerts_ttl["expireAfterSeconds"] == 365 * 86_400
+    assert alerts_ttl["partialFilterExpression"] == {"severity": {"$gt": "CRITICAL"}}
+    assert sorted(s for s in ("INFO", "WARNING", "CRITICAL") if s > "CRITICAL") == ["INFO", "WARNING"]
+    one_active = info["drift_snapshots"]["one_active_per_model"]
+    assert one_active["unique"] and one_active["partialFilterExpression"] == {"is_active": True}
+    assert any(spec["key"] == [("model_id", 1), ("timestamp", -1)] for spec in info["prediction_logs"].values())
+    assert "incidents" not in {k for k, v in info.items() if any("expireAfterSeconds" in s for s in v.values())}

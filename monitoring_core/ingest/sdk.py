@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import clock
-from ..errors import InvalidInput
+from ..errors import InvalidInput, StoreUnavailable
 from ..models.predictions import PredictionLog
 from ..storage.base import describe_validation_error
 
@@ -39,18 +39,24 @@ log = logging.getLogger(__name__)
 
 # Once a backlog has built up (the store was down), catch up in writes of this size.
 CATCH_UP_BATCH = 5_000
+# An unavailable store is waited for indefinitely; any other failure is a bug, retried a
+# few times in case it is transient, then reported and counted rather than retried forever.
+UNEXPECTED_FAILURE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
 class LoggerStats:
-    """Counters since the logger started. ``logged == written + duplicates + pending +
-    dropped_on_close`` for accepted records; nothing leaves without being counted."""
+    """Counters since the logger started. For accepted records ``logged == written +
+    duplicates + rejected_by_store + dropped_on_error + dropped_on_close + pending``:
+    nothing leaves without being counted."""
 
     logged: int = 0  # accepted into the queue
     written: int = 0
     duplicates: int = 0  # already stored (a retried batch that had in fact been written)
     rejected_invalid: int = 0  # refused by validation in log()
     dropped_overflow: int = 0  # refused because the queue was full
+    rejected_by_store: int = 0  # the store refused the batch as invalid
+    dropped_on_error: int = 0  # an unexpected error persisted (logged with its traceback)
     dropped_on_close: int = 0  # still queued when close() gave up
     failed_writes: int = 0  # write attempts that failed (each is retried)
     pending: int = 0
@@ -219,15 +225,22 @@ class PredictionLogger:
                 self._write_with_retry(batch)
 
     def _write_with_retry(self, batch: list[PredictionLog]) -> None:
-        delay = self.backoff_initial
+        delay, unexpected = self.backoff_initial, 0
         while True:
             try:
                 report = self.store.predictions.insert_many(batch)
             except InvalidInput as exc:  # the data itself is wrong: retrying cannot help
-                self._finish(batch, written=0, rejected=len(batch), error=str(exc))
+                self._finish(batch, rejected=len(batch), error=str(exc))
                 log.error("Fairwatch refused a batch of %d predictions: %s", len(batch), exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - any store failure is retried, never lost
+            except Exception as exc:  # noqa: BLE001 - classified below, never lost silently
+                if not isinstance(exc, (StoreUnavailable, ConnectionError, TimeoutError)):
+                    unexpected += 1
+                    if unexpected >= UNEXPECTED_FAILURE_ATTEMPTS:
+                        log.exception("Fairwatch dropped %d predictions after %d failed writes", len(batch),
+                                      unexpected)
+                        self._finish(batch, failed=len(batch), error=f"{type(exc).__name__}: {exc}")
+                        return
                 self._count(failed_writes=1, last_error=f"{type(exc).__name__}: {exc}")
                 log.warning("Fairwatch could not write %d predictions (%s); retrying in %.1f s",
                             len(batch), exc, delay)
@@ -243,11 +256,13 @@ class PredictionLogger:
             self._finish(batch, written=report.inserted, duplicates=len(report.duplicate_ids))
             return
 
-    def _finish(self, batch, *, written: int, duplicates: int = 0, rejected: int = 0, error: str | None = None):
+    def _finish(self, batch, *, written: int = 0, duplicates: int = 0, rejected: int = 0, failed: int = 0,
+                error: str | None = None) -> None:
         with self._lock:
             self._stats = replace(self._stats, written=self._stats.written + written,
                                   duplicates=self._stats.duplicates + duplicates,
-                                  rejected_invalid=self._stats.rejected_invalid + rejected,
+                                  rejected_by_store=self._stats.rejected_by_store + rejected,
+                                  dropped_on_error=self._stats.dropped_on_error + failed,
                                   last_error=error or self._stats.last_error)
             self._in_flight = 0
             self._lock.notify_all()

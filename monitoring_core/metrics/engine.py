@@ -54,7 +54,7 @@ from .drift import kl_from_proportions, psi_from_proportions, total_variation, w
 from .explanation import TOP_K, normalised, rank_correlation, shap_kl_divergence, top_features
 from .fairness import METRICS, affected_groups, assess, bootstrap_intervals, group_table
 from .model import distribution_shift, hour_codes, hourly_positive_rates
-from .outputs import Outputs, explanation_names, output_entropies, read_outputs, read_shap
+from .outputs import Outputs, entropy_sources, explanation_names, output_entropy, read_outputs, read_shap
 from .quality import categorical_column, numeric_column, range_violations, schema_violations
 from .severity import aggregated_score, category_score, judged, overall_severity, unavailable
 
@@ -485,22 +485,21 @@ def _accuracy_drop(window, baseline, outputs: Outputs, config, threshold) -> Acc
 
 
 def _entropy_change(window, baseline: DriftSnapshot, config, threshold) -> tuple[EntropyChange, int]:
-    try:
-        readings = output_entropies(window, config.eps)
-    except _DATA_ERRORS as exc:
-        return unavailable(EntropyChange, Reason.INVALID_INPUT, threshold, f"{type(exc).__name__}: {exc}"), 0
-    invalid = max((r.invalid_rows for r in readings.values()), default=0)
     stored = baseline.output_entropy
     # the same source on both sides: probabilities when both have them, else confidence
-    source = next((s for s in ("probabilities", "confidence")
-                   if s in readings and getattr(stored, s) is not None), None)
+    source = next((s for s in entropy_sources(window) if getattr(stored, s) is not None), None)
     if source is None:
         return unavailable(EntropyChange, Reason.NO_OUTPUT_SCORES, threshold,
                            "no output scores (probabilities or confidence) logged in both the window "
-                           "and the baseline"), invalid
-    reading, reference = readings[source], getattr(stored, source)
+                           "and the baseline"), 0
+    try:
+        reading = output_entropy(window, source, config.eps)
+    except _DATA_ERRORS as exc:
+        return unavailable(EntropyChange, Reason.INVALID_INPUT, threshold, f"{type(exc).__name__}: {exc}"), 0
+    reference = getattr(stored, source)
     fields = dict(source=source, baseline_entropy=reference, current_entropy=reading.mean,
                   sample_count=reading.valid_rows)
+    invalid = reading.invalid_rows
     if reading.valid_rows < config.min_window_size:
         return unavailable(EntropyChange, Reason.INSUFFICIENT_DATA, threshold,
                            f"{reading.valid_rows} rows with valid scores, fewer than "

@@ -137,11 +137,8 @@ class GroupGap:
 METRICS = ("demographic_parity", "equal_opportunity", "disparate_impact")
 
 
-def _eligible(sizes: np.ndarray, min_group_size: int) -> np.ndarray:
-    return sizes >= min_group_size
-
-
-def _gap_inputs(table: GroupTable, metric: str, min_group_size: int):
+def _gap_inputs(table: GroupTable, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rate, size) per group: TPR and labelled positives for EO, selection rate and rows otherwise."""
     if metric == "equal_opportunity":
         return table.true_positive_rates(), table.actual_positive
     return table.selection_rates(), table.rows
@@ -156,12 +153,12 @@ def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
 
     over the groups with at least ``min_group_size`` rows (labelled positives for EO).
     """
-    rates, sizes = _gap_inputs(table, metric, min_group_size)
+    rates, sizes = _gap_inputs(table, metric)
     has_data = sizes > 0
     names = table.groups
     info = dict(rates={names[i]: float(rates[i]) for i in np.flatnonzero(has_data)},
                 counts={names[i]: int(sizes[i]) for i in np.flatnonzero(has_data)})
-    eligible = _eligible(sizes, min_group_size) & has_data
+    eligible = (sizes >= min_group_size) & has_data
     info["eligible"] = tuple(names[i] for i in np.flatnonzero(eligible))
     info["insufficient"] = tuple(names[i] for i in np.flatnonzero(has_data & ~eligible))
     if metric == "equal_opportunity":
@@ -185,48 +182,60 @@ def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
     return GroupGap(metric, float(used.max() - used.min()), **info)
 
 
-def bootstrap_intervals(table: GroupTable, gaps: dict[str, GroupGap], *, resamples: int, seed: int,
-                        confidence_level: float, stream: str = "") -> dict[str, tuple[float, float] | None]:
-    """Percentile bootstrap intervals of the available metrics in ``gaps``.
+def bootstrap_statistics(table: GroupTable, gaps: dict[str, GroupGap], *, resamples: int, seed: int,
+                         stream: str = "") -> dict[str, np.ndarray]:
+    """The available metrics of ``gaps`` recomputed on ``resamples`` stratified resamples.
 
     Each resample draws every group's six cell counts from
     ``Multinomial(n_g, cells_g / n_g)`` (equivalent to resampling its rows, see the module
-    docstring). ``stream`` (the attribute name) picks an independent random stream per
-    attribute from ``seed``.
+    docstring); the groups used are each metric's eligible groups. ``stream`` (the
+    attribute name) picks an independent random stream per attribute from ``seed``.
+    Resamples where a metric is undefined (a group drew no positive label, or nobody was
+    selected) are dropped from its array.
     """
     wanted = {m: g for m, g in gaps.items() if g.available}
     if resamples <= 0 or not wanted:
-        return {m: None for m in gaps}
+        return {}
     cells = table.cells
     rows = cells.sum(axis=1)
-    # Draw groups in an order fixed by their counts, not their names or first appearance.
+    # Draw groups in an order fixed by their counts, not by their names or first appearance.
     order = np.lexsort(cells.T[::-1])
     rng = np.random.default_rng([seed, zlib.crc32(stream.encode())])
     probabilities = cells[order] / np.maximum(rows[order], 1)[:, None]
     probabilities[rows[order] == 0] = [0, 0, 0, 0, 0, 1]
-    drawn_ordered = rng.multinomial(rows[order], probabilities, size=(resamples, len(order)))
-    drawn = np.empty_like(drawn_ordered)
-    drawn[:, order] = drawn_ordered
+    drawn = np.empty((resamples, len(order), 6), dtype=np.int64)
+    drawn[:, order] = rng.multinomial(rows[order], probabilities, size=(resamples, len(order)))
     predicted = drawn[..., [PRED_POS_TRUTH_POS, PRED_POS_TRUTH_NEG, PRED_POS_UNLABELLED]].sum(axis=-1)
     positives = drawn[..., PRED_POS_TRUTH_POS] + drawn[..., PRED_NEG_TRUTH_POS]
     with np.errstate(invalid="ignore", divide="ignore"):
-        selection = predicted / rows  # rows are fixed per group in a stratified bootstrap
+        selection = predicted / rows  # a group's row count is fixed in a stratified bootstrap
         tpr = np.where(positives > 0, drawn[..., PRED_POS_TRUTH_POS] / np.maximum(positives, 1), np.nan)
     index = {g: i for i, g in enumerate(table.groups)}
+    statistics = {}
+    for metric, gap in wanted.items():
+        rates = (tpr if metric == "equal_opportunity" else selection)[:, [index[g] for g in gap.eligible]]
+        high, low = rates.max(axis=1), rates.min(axis=1)  # NaN propagates from undefined TPRs
+        if metric == "disparate_impact":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan)
+        else:
+            values = high - low
+        statistics[metric] = values[~np.isnan(values)]
+    return statistics
+
+
+def bootstrap_intervals(table: GroupTable, gaps: dict[str, GroupGap], *, resamples: int, seed: int,
+                        confidence_level: float, stream: str = "") -> dict[str, tuple[float, float] | None]:
+    """Percentile bootstrap intervals of the available metrics in ``gaps`` (None otherwise).
+
+    ``(q_{a/2}, q_{1-a/2})`` of :func:`bootstrap_statistics` with ``a = 1 - confidence_level``.
+    """
+    statistics = bootstrap_statistics(table, gaps, resamples=resamples, seed=seed, stream=stream)
     tail = (1.0 - confidence_level) / 2.0
     intervals: dict[str, tuple[float, float] | None] = {m: None for m in gaps}
-    for metric, gap in wanted.items():
-        columns = [index[g] for g in gap.eligible]
-        rates = (tpr if metric == "equal_opportunity" else selection)[:, columns]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if metric == "disparate_impact":
-                top = rates.max(axis=1)
-                stats = np.where(top > 0, rates.min(axis=1) / np.where(top > 0, top, 1), np.nan)
-            else:
-                stats = rates.max(axis=1) - rates.min(axis=1)  # NaN where a group drew no positives
-        stats = stats[~np.isnan(stats)]
-        if stats.size:
-            low, high = np.quantile(stats, [tail, 1.0 - tail])
+    for metric, values in statistics.items():
+        if values.size:
+            low, high = np.quantile(values, [tail, 1.0 - tail])
             intervals[metric] = (float(low), float(high))
     return intervals
 

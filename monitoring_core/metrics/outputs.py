@@ -116,26 +116,27 @@ class EntropyReading:
     invalid_rows: int  # scores present but non-finite or outside [0, 1]
 
 
-def output_entropies(frame: pd.DataFrame, eps: float) -> dict[str, EntropyReading]:
-    """Mean output entropy per available source: "probabilities" and/or "confidence".
+def entropy_sources(frame: pd.DataFrame) -> list[str]:
+    """Output-score sources the frame has, best first: "probabilities", "confidence"."""
+    sources = ["probabilities"] if probability_columns(frame) else []
+    return sources + (["confidence"] if col.CONFIDENCE in frame.columns else [])
+
+
+def output_entropy(frame: pd.DataFrame, source: str, eps: float) -> EntropyReading:
+    """Mean output entropy of ``frame`` from ``source`` ("probabilities" or "confidence").
 
     Rows whose scores are all missing are skipped; rows with a non-finite or out-of-range
     score are counted as invalid and left out.
     """
-    sources: dict[str, np.ndarray] = {}
-    names = probability_columns(frame)
-    if names:
-        sources["probabilities"] = np.column_stack([_floats(frame[c]) for c in names])
-    if col.CONFIDENCE in frame.columns:
-        sources["confidence"] = _floats(frame[col.CONFIDENCE]).reshape(-1, 1)
-    readings = {}
-    for source, scores in sources.items():
-        all_missing = np.isnan(scores).all(axis=1)
-        valid = valid_probability_rows(scores)
-        count = int(valid.sum())
-        mean = float(row_entropy(scores[valid], eps).mean()) if count else None
-        readings[source] = EntropyReading(mean, count, int((~valid & ~all_missing).sum()))
-    return readings
+    if source == "probabilities":
+        scores = np.column_stack([_floats(frame[c]) for c in probability_columns(frame)])
+    else:
+        scores = _floats(frame[col.CONFIDENCE]).reshape(-1, 1)
+    all_missing = np.isnan(scores).all(axis=1)
+    valid = valid_probability_rows(scores)
+    count = int(valid.sum())
+    mean = float(row_entropy(scores[valid] if count < len(valid) else scores, eps).mean()) if count else None
+    return EntropyReading(mean, count, int((~valid & ~all_missing).sum()))
 
 
 def _floats(series: pd.Series) -> np.ndarray:
@@ -171,6 +172,11 @@ def read_shap(frame: pd.DataFrame, names: list[str]) -> ShapReading:
     non_finite = 0
     for i, name in enumerate(names):
         values = _floats(frame[col.explanation(name)])
+        total = float(np.abs(values).sum())
+        if np.isfinite(total):  # the usual case: every value present and finite, no mask needed
+            rows_with_values[:] = True
+            counts[i], importance[i] = values.size, total / values.size if values.size else np.nan
+            continue
         finite = np.isfinite(values)
         non_finite += int(np.isinf(values).sum())
         rows_with_values |= finite

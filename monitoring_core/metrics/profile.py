@@ -44,7 +44,7 @@ from ..models.thresholds import MonitoringConfig
 from .binning import QUANTILE_GRID_SIZE, bin_counts_sorted, quantile_bin_edges, quantile_grid, quantiles_of_sorted
 from .drift import wasserstein_to_grid
 from .fairness import METRICS, assess, group_table
-from .outputs import output_entropies, read_outputs
+from .outputs import entropy_sources, output_entropy, read_outputs
 from .quality import categorical_column, numeric_column
 
 SUMMARY_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
@@ -134,7 +134,6 @@ def build_baseline(frame: pd.DataFrame, config: MonitoringConfig, *, model_id: s
     if col.GROUND_TRUTH in frame.columns:
         known |= set(frame[col.GROUND_TRUTH].dropna().astype(str).unique())
     accuracy, labelled = outputs.accuracy()
-    entropies = output_entropies(frame, config.eps)
 
     fields = dict(
         model_id=model_id, model_version=model_version, is_active=is_active, created_by=created_by,
@@ -145,7 +144,7 @@ def build_baseline(frame: pd.DataFrame, config: MonitoringConfig, *, model_id: s
         fairness_metrics=_fairness_baselines(frame, outputs, config),
         prediction_distribution=outputs.class_distribution(), prediction_count=outputs.prediction_count,
         baseline_accuracy=accuracy, labelled_count=labelled,
-        output_entropy=OutputEntropy(**{s: r.mean for s, r in entropies.items()}),
+        output_entropy=OutputEntropy(**{s: output_entropy(frame, s, config.eps).mean for s in entropy_sources(frame)}),
         shap_distributions=_shap_distributions(frame),
     )
     if created_at is not None:

@@ -584,6 +584,8 @@ def _encode(series: pd.Series) -> tuple[str, bytes]:
     """One column as an lz4-compressed Arrow IPC stream; mixed-type columns as JSON text."""
     try:
         array = pa.Array.from_pandas(series)
+        if isinstance(array, pa.ChunkedArray):  # arrow-backed pandas strings after a merge
+            array = array.combine_chunks()
         encoding = "arrow"
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         array = pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else json.dumps(v)
