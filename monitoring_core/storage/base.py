@@ -367,7 +367,8 @@ class Store(abc.ABC):
         """Index names per collection (for checks and the status page)."""
 
     def is_empty(self) -> bool:
-        return not self.predictions.model_ids() and not self.baselines.list()
+        """No predictions and no registered models (a fresh store)."""
+        return not self.predictions.model_ids() and not self.models.list()
 
     @abc.abstractmethod
     def close(self) -> None: ...

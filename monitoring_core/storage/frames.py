@@ -114,7 +114,7 @@ def _infer(series: pd.Series) -> pd.Series:
         return series
     present = series.dropna()
     if present.empty:
-        return series.astype("float64") if series.empty or series.isna().all() else series
+        return series.astype("float64")
     kinds = {type(v) for v in present}
     if kinds <= {int, float, np.float64, np.int64}:
         return pd.to_numeric(series).astype("float64")

@@ -789,13 +789,7 @@ class SqlitePredictions(base.PredictionRepository):
                 labels = self._labels(conn, model_id, start_ms, end_ms)
         frame = frame.sort_values(col.TIMESTAMP, kind="stable").reset_index(drop=True)
         if needs_labels:
-            position = pd.Index(labels["pk"]).get_indexer(frame[PK].astype("int64"))
-            found = position >= 0
-            for name in ROW_COLUMNS:
-                values = labels[name].to_numpy()[np.where(found, position, 0)] if len(labels) else None
-                series = pd.Series(values, dtype=labels[name].dtype) if values is not None \
-                    else pd.Series([None] * len(frame), dtype=labels[name].dtype)
-                frame[name] = series.where(found) if len(series) else series
+            frame = _attach_labels(frame, labels)
         if col.MODEL_ID in columns:
             frame[col.MODEL_ID] = pd.Series([model_id] * len(frame), dtype="str")
         for name in columns:
@@ -898,6 +892,19 @@ class SqlitePredictions(base.PredictionRepository):
                 if len(kept):
                     self._write_segment(conn, model_id, kept)
         return removed
+
+
+def _attach_labels(frame: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Ground truth from the row table, matched to the window's rows by primary key."""
+    position = pd.Index(labels["pk"]).get_indexer(frame[PK].astype("int64"))
+    found = position >= 0
+    for name in ROW_COLUMNS:
+        if len(labels):
+            values = labels[name].iloc[np.where(found, position, 0)].reset_index(drop=True)
+            frame[name] = values.where(found)
+        else:
+            frame[name] = pd.Series(index=frame.index, dtype=labels[name].dtype)
+    return frame
 
 
 def _nullable(frame: pd.DataFrame, name: str) -> list[Any]:
