@@ -49,9 +49,7 @@ def numeric_sample(values, name: str) -> np.ndarray:
     InvalidInput
         if a value is not a number or is infinite, or the array is not 1-D.
     """
-    if np.ndim(values) != 1:
-        raise InvalidInput(f"{name} must be one-dimensional, got shape {np.shape(values)}")
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    series = _series(values, name)
     if pd.api.types.is_bool_dtype(series.dtype) or _is_text_like(series):
         raise InvalidInput(f"{name} must hold numbers, got {pd.api.types.infer_dtype(series, skipna=True)} values")
     try:
@@ -76,10 +74,7 @@ def _is_text_like(series: pd.Series) -> bool:
 
 def categorical_sample(values, name: str) -> pd.Series:
     """Non-missing values of a 1-D array as strings (booleans become "True"/"False")."""
-    if np.ndim(values) != 1:
-        raise InvalidInput(f"{name} must be one-dimensional, got shape {np.shape(values)}")
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
-    return series.dropna().astype(str)
+    return _series(values, name).dropna().astype(str)
 
 
 def _non_empty(sample, name: str) -> None:
@@ -87,11 +82,16 @@ def _non_empty(sample, name: str) -> None:
         raise InvalidInput(f"{name} has no non-missing values; the metric is undefined")
 
 
+def _series(values, name: str) -> pd.Series:
+    if np.ndim(values) != 1:
+        raise InvalidInput(f"{name} must be one-dimensional, got shape {np.shape(values)}")
+    return values if isinstance(values, pd.Series) else pd.Series(values)
+
+
 def _kind_of(reference, current, kind: Kind) -> Literal["numerical", "categorical"]:
+    ref, cur = _series(reference, "reference"), _series(current, "current")
     if kind != "auto":
         return kind
-    ref = reference if isinstance(reference, pd.Series) else pd.Series(reference)
-    cur = current if isinstance(current, pd.Series) else pd.Series(current)
     if _is_categorical(ref) or _is_categorical(cur) or _is_text_like(ref) or _is_text_like(cur):
         return "categorical"
     return "numerical"
@@ -197,7 +197,7 @@ def category_frequency_shift(reference, current) -> float:
 
 def missing_rate(values) -> float:
     """Share of missing (NaN/None/NA) values; 0 for an empty array."""
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    series = _series(values, "values")
     return float(series.isna().mean()) if len(series) else 0.0
 
 

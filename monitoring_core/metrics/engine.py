@@ -109,16 +109,21 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     started = time.perf_counter()
     if not isinstance(window, pd.DataFrame):
         raise InvalidInput(f"the window must be a pandas DataFrame, got {type(window).__name__}")
+    window = _usable_columns(window)
     thresholds = config.active_thresholds
 
-    data_drift, quality = _data_drift(window, baseline, config, thresholds)
+    data_drift, feature_quality = _data_drift(window, baseline, config, thresholds)
     outputs = read_outputs(window, config.positive_label, _known_labels(baseline, config))
-    quality.unknown_labels = outputs.unknown_predictions + outputs.unknown_truths
     fairness, attribute_mismatches = _fairness_drift(window, baseline, outputs, config, thresholds)
-    quality.type_mismatches += attribute_mismatches
     model_drift, invalid_outputs = _model_drift(window, baseline, outputs, config, thresholds)
     explanation, invalid_shap = _explanation_drift(window, baseline, config, thresholds)
-    quality.invalid_outputs = invalid_outputs + invalid_shap
+    quality = DataQuality(
+        **feature_quality,
+        type_mismatches=sum(q.type_mismatches for q in feature_quality["by_feature"].values()) + attribute_mismatches,
+        range_violations=sum(q.range_violations for q in feature_quality["by_feature"].values()),
+        unknown_labels=outputs.unknown_predictions + outputs.unknown_truths,
+        invalid_outputs=invalid_outputs + invalid_shap,
+    )
 
     categories = {
         "data": _data_items(data_drift),
@@ -157,6 +162,13 @@ def _guarded(kind: type[M], threshold: Threshold | None, compute: Callable[[], M
         return unavailable(kind, reason, threshold, f"{type(exc).__name__}: {exc}", **fields)
 
 
+def _usable_columns(window: pd.DataFrame) -> pd.DataFrame:
+    """Only text-named columns, the first of any duplicated name (no data is copied)."""
+    names = window.columns
+    keep = np.array([isinstance(c, str) for c in names]) & ~names.duplicated()
+    return window if keep.all() else window.loc[:, keep]
+
+
 def _known_labels(baseline: DriftSnapshot, config: MonitoringConfig) -> set[str] | None:
     if config.class_labels is not None:
         return set(config.class_labels)
@@ -180,11 +192,13 @@ def _worst_feature(items: dict[str, FeatureMetric], threshold: Threshold, empty_
                    empty_detail: str) -> WorstFeatureMetric:
     """The record's single value for KL / Wasserstein: the max over features, naming it."""
     available = {f: m for f, m in items.items() if m.available}
+    if not items:
+        return unavailable(WorstFeatureMetric, empty_reason, threshold, empty_detail)
     if not available:
         reasons = {m.reason for m in items.values()}
-        reason = reasons.pop() if len(reasons) == 1 else (empty_reason if not items else Reason.INSUFFICIENT_DATA)
-        detail = empty_detail if not items else "no feature had a value in this run"
-        return unavailable(WorstFeatureMetric, reason, threshold, detail, by_feature=items)
+        reason = reasons.pop() if len(reasons) == 1 else Reason.INSUFFICIENT_DATA
+        return unavailable(WorstFeatureMetric, reason, threshold, "no feature had a value in this run",
+                           by_feature=items)
     feature, worst = max(available.items(), key=lambda kv: kv[1].value)
     return judged(WorstFeatureMetric, worst.value, threshold, feature=feature, sample_count=worst.sample_count,
                   by_feature=items)
@@ -205,7 +219,8 @@ class _FeatureResult:
 
 
 def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: MonitoringConfig,
-                thresholds: ThresholdSet) -> tuple[DataDrift, DataQuality]:
+                thresholds: ThresholdSet) -> tuple[DataDrift, dict]:
+    """Drift per feature, and the per-feature data-quality fields of the record."""
     expected = [col.feature(f) for f in baseline.feature_distributions]
     present = [c for c in window.columns if c.startswith(col.FEATURE_PREFIX)]
     families: dict[str, dict[str, FeatureMetric]] = {
@@ -226,10 +241,8 @@ def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Monitorin
         category_frequency_shift=families["category_frequency_shift"],
         missing_value_density_change=families["missing_value_density_change"],
     )
-    quality = DataQuality(
+    quality = dict(
         schema_violations=schema_violations(window, expected, present),
-        type_mismatches=sum(q.type_mismatches for q in by_feature.values()),
-        range_violations=sum(q.range_violations for q in by_feature.values()),
         missing_features=sorted(c[len(col.FEATURE_PREFIX):] for c in set(expected) - set(present)),
         unexpected_features=sorted(c[len(col.FEATURE_PREFIX):] for c in set(present) - set(expected)),
         by_feature=by_feature,
@@ -419,12 +432,13 @@ def _affected_bound(metric: str, severity: Severity, threshold: Threshold) -> fl
 def _worst_attribute(items: dict[str, FairnessValue], threshold: Threshold) -> FairnessMetric:
     """The schema's single value: the attribute with the worst severity, then the worst value."""
     available = {a: v for a, v in items.items() if v.available}
+    if not items:
+        return unavailable(FairnessMetric, Reason.MISSING_COLUMN, threshold, "no protected attribute is configured")
     if not available:
         reasons = {v.reason for v in items.values()}
-        reason = reasons.pop() if len(reasons) == 1 else Reason.MISSING_COLUMN if not items else \
-            Reason.INSUFFICIENT_DATA
-        detail = "no protected attribute is configured" if not items else "no attribute had a value in this run"
-        return unavailable(FairnessMetric, reason, threshold, detail, by_attribute=items)
+        reason = reasons.pop() if len(reasons) == 1 else Reason.INSUFFICIENT_DATA
+        details = {f"{a}: {v.detail}" for a, v in items.items()}
+        return unavailable(FairnessMetric, reason, threshold, "; ".join(sorted(details)), by_attribute=items)
     sign = 1.0 if threshold.higher_is_worse else -1.0
     worst = max(available.values(), key=lambda v: (v.severity.rank, sign * v.value))
     return FairnessMetric(**worst.model_dump(), by_attribute=items)

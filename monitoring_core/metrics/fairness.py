@@ -123,7 +123,6 @@ class GroupGap:
     counts: dict[str, int] = field(default_factory=dict)
     eligible: tuple[str, ...] = ()
     insufficient: tuple[str, ...] = ()
-    ci: tuple[float, float] | None = None
 
     @property
     def available(self) -> bool:
@@ -166,11 +165,11 @@ def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
             return GroupGap(metric, None, Reason.NO_GROUND_TRUTH, "no row has ground truth", **info)
         if table.actual_positive.sum() == 0:
             return GroupGap(metric, None, Reason.NO_POSITIVE_LABELS, "no row has positive ground truth", **info)
+    unit = "rows with positive ground truth" if metric == "equal_opportunity" else "rows"
     if has_data.sum() < 2:
         return GroupGap(metric, None, Reason.TOO_FEW_GROUPS,
-                        f"{int(has_data.sum())} group(s) with data; a gap needs two", **info)
+                        f"{int(has_data.sum())} group(s) with {unit}; a gap needs two", **info)
     if eligible.sum() < 2:
-        unit = "rows with positive ground truth" if metric == "equal_opportunity" else "rows"
         return GroupGap(metric, None, Reason.INSUFFICIENT_DATA,
                         f"fewer than two groups with at least {min_group_size} {unit}", **info)
     used = rates[eligible]

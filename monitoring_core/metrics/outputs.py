@@ -58,7 +58,10 @@ class Outputs:
 
 
 def _text_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists, dicts): compare their text
+        codes, uniques = pd.factorize(series.astype("str"), use_na_sentinel=True)
     labels = [str(u) for u in uniques]
     distinct = list(dict.fromkeys(labels))
     codes = np.asarray(codes, dtype=np.int64)
