@@ -122,7 +122,22 @@ def _in(values) -> dict:
     return {"$in": [str(v) for v in values]}
 
 
-class MongoBaselines(base.BaselineRepository):
+class _Delegating:
+    """The document operations every repository shares, done by its ``_Docs``."""
+
+    d: _Docs
+
+    def insert(self, doc):
+        return self.d.insert(doc)
+
+    def find(self, doc_id):
+        return self.d.find(doc_id)
+
+    def _compare_and_set(self, doc_id, changes, expect):
+        return self.d.compare_and_set(self, doc_id, changes, expect)
+
+
+class MongoBaselines(_Delegating, base.BaselineRepository):
     def __init__(self, db):
         self.d = _Docs(db.drift_snapshots, DriftSnapshot, "snapshot_id")
 
@@ -134,12 +149,6 @@ class MongoBaselines(base.BaselineRepository):
                 raise Conflict(f"model {doc.model_id!r} already has an active baseline; "
                                "insert this one inactive and activate it") from None
             raise
-
-    def find(self, doc_id):
-        return self.d.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.d.compare_and_set(self, doc_id, changes, expect)
 
     def active(self, model_id):
         found = self.d.select({"model_id": model_id, "is_active": True}, limit=1)
@@ -159,18 +168,9 @@ class MongoBaselines(base.BaselineRepository):
         return self.get(snapshot_id)
 
 
-class MongoRecords(base.RecordRepository):
+class MongoRecords(_Delegating, base.RecordRepository):
     def __init__(self, db):
         self.d = _Docs(db.monitoring_records, MonitoringRecord, "record_id")
-
-    def insert(self, doc):
-        return self.d.insert(doc)
-
-    def find(self, doc_id):
-        return self.d.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.d.compare_and_set(self, doc_id, changes, expect)
 
     def list(self, model_id, start=None, end=None, limit=None):
         query: dict[str, Any] = {"model_id": model_id}
@@ -200,18 +200,9 @@ def _listing(model_id, statuses, severities, since) -> dict:
 NEWEST = [("created_at", DESCENDING), ("_id", ASCENDING)]
 
 
-class MongoIncidents(base.IncidentRepository):
+class MongoIncidents(_Delegating, base.IncidentRepository):
     def __init__(self, db):
         self.d = _Docs(db.incidents, Incident, "incident_id")
-
-    def insert(self, doc):
-        return self.d.insert(doc)
-
-    def find(self, doc_id):
-        return self.d.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.d.compare_and_set(self, doc_id, changes, expect)
 
     def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
         return self.d.select(_listing(model_id, statuses, severities, since), sort=NEWEST, limit=limit)
@@ -223,18 +214,9 @@ class MongoIncidents(base.IncidentRepository):
         return found[0] if found else None
 
 
-class MongoAlerts(base.AlertRepository):
+class MongoAlerts(_Delegating, base.AlertRepository):
     def __init__(self, db):
         self.d = _Docs(db.alerts, Alert, "alert_id")
-
-    def insert(self, doc):
-        return self.d.insert(doc)
-
-    def find(self, doc_id):
-        return self.d.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.d.compare_and_set(self, doc_id, changes, expect)
 
     def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
         return self.d.select(_listing(model_id, statuses, severities, since), sort=NEWEST, limit=limit)
@@ -250,18 +232,9 @@ class MongoAlerts(base.AlertRepository):
                                          "severity": {"$ne": Severity.CRITICAL.value}}).deleted_count
 
 
-class MongoSuppressions(base.SuppressionRepository):
+class MongoSuppressions(_Delegating, base.SuppressionRepository):
     def __init__(self, db):
         self.d = _Docs(db.alert_suppressions, AlertSuppression, "suppression_id")
-
-    def insert(self, doc):
-        return self.d.insert(doc)
-
-    def find(self, doc_id):
-        return self.d.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.d.compare_and_set(self, doc_id, changes, expect)
 
     def active(self, model_id, at):
         return self.d.select({"model_id": model_id, "start_time": {"$lte": at}, "end_time": {"$gt": at}},

@@ -260,7 +260,31 @@ def _sql_in(name: str, values: Sequence[Any] | None) -> list[tuple[str, Any]]:
     return [] if not values else [(f"{name} IN ?", [str(v) for v in values])]
 
 
-class SqliteBaselines(base.BaselineRepository):
+def _listing(model_id, statuses, severities, since) -> list[tuple[str, Any]]:
+    """Filters of the incident and alert lists."""
+    where = [("model_id = ?", model_id)] if model_id else []
+    where += _sql_in("status", statuses) + _sql_in("severity", severities)
+    if since is not None:
+        where.append(("created_at >= ?", to_ms(since)))
+    return where
+
+
+class _Delegating:
+    """The document operations every repository shares, done by its ``_DocTable``."""
+
+    t: _DocTable
+
+    def insert(self, doc):
+        return self.t.insert(doc)
+
+    def find(self, doc_id):
+        return self.t.find(doc_id)
+
+    def _compare_and_set(self, doc_id, changes, expect):
+        return self.t.compare_and_set(self, doc_id, changes, expect)
+
+
+class SqliteBaselines(_Delegating, base.BaselineRepository):
     def __init__(self, db: _Db):
         self.db = db
         self.t = _DocTable(db, "drift_snapshots", DriftSnapshot, "snapshot_id", {
@@ -285,12 +309,6 @@ class SqliteBaselines(base.BaselineRepository):
                                "insert this one inactive and activate it") from None
             raise
 
-    def find(self, doc_id):
-        return self.t.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.t.compare_and_set(self, doc_id, changes, expect)
-
     def active(self, model_id):
         found = self.t.select([("model_id = ?", model_id), ("is_active = ?", 1)])
         return found[0] if found else None
@@ -313,7 +331,7 @@ class SqliteBaselines(base.BaselineRepository):
         return activated
 
 
-class SqliteRecords(base.RecordRepository):
+class SqliteRecords(_Delegating, base.RecordRepository):
     def __init__(self, db: _Db):
         self.t = _DocTable(db, "monitoring_records", MonitoringRecord, "record_id", {
             "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
@@ -330,15 +348,6 @@ class SqliteRecords(base.RecordRepository):
             "CREATE INDEX IF NOT EXISTS ix_rec_period ON monitoring_records(period_start, period_end)",
             "CREATE INDEX IF NOT EXISTS ix_rec_ts ON monitoring_records(timestamp)",
         ]
-
-    def insert(self, doc):
-        return self.t.insert(doc)
-
-    def find(self, doc_id):
-        return self.t.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.t.compare_and_set(self, doc_id, changes, expect)
 
     def list(self, model_id, start=None, end=None, limit=None):
         where = [("model_id = ?", model_id)]
@@ -358,7 +367,7 @@ def _metric_names(incident: Incident) -> str:
     return "|" + "|".join(m.metric_name for m in incident.metrics_triggered) + "|"
 
 
-class SqliteIncidents(base.IncidentRepository):
+class SqliteIncidents(_Delegating, base.IncidentRepository):
     def __init__(self, db: _Db):
         self.t = _DocTable(db, "incidents", Incident, "incident_id", {
             "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
@@ -376,21 +385,9 @@ class SqliteIncidents(base.IncidentRepository):
             "CREATE INDEX IF NOT EXISTS ix_inc_assignee ON incidents(assigned_to, status)",
         ]
 
-    def insert(self, doc):
-        return self.t.insert(doc)
-
-    def find(self, doc_id):
-        return self.t.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.t.compare_and_set(self, doc_id, changes, expect)
-
     def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
-        where = [("model_id = ?", model_id)] if model_id else []
-        where += _sql_in("status", statuses) + _sql_in("severity", severities)
-        if since is not None:
-            where.append(("created_at >= ?", to_ms(since)))
-        return self.t.select(where, order="created_at DESC, id", limit=limit)
+        return self.t.select(_listing(model_id, statuses, severities, since), order="created_at DESC, id",
+                             limit=limit)
 
     def open_for(self, model_id, metric_name):
         found = self.t.select(
@@ -405,7 +402,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class SqliteAlerts(base.AlertRepository):
+class SqliteAlerts(_Delegating, base.AlertRepository):
     def __init__(self, db: _Db):
         self.t = _DocTable(db, "alerts", Alert, "alert_id", {
             "incident_id": ("TEXT NOT NULL", lambda d: d.incident_id),
@@ -423,21 +420,9 @@ class SqliteAlerts(base.AlertRepository):
             "CREATE INDEX IF NOT EXISTS ix_alert_incident ON alerts(incident_id)",
         ]
 
-    def insert(self, doc):
-        return self.t.insert(doc)
-
-    def find(self, doc_id):
-        return self.t.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.t.compare_and_set(self, doc_id, changes, expect)
-
     def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
-        where = [("model_id = ?", model_id)] if model_id else []
-        where += _sql_in("status", statuses) + _sql_in("severity", severities)
-        if since is not None:
-            where.append(("created_at >= ?", to_ms(since)))
-        return self.t.select(where, order="created_at DESC, id", limit=limit)
+        return self.t.select(_listing(model_id, statuses, severities, since), order="created_at DESC, id",
+                             limit=limit)
 
     def recent(self, model_id, metric_name, severity, since):
         found = self.t.select([("model_id = ?", model_id), ("metric_name = ?", metric_name),
@@ -451,7 +436,7 @@ class SqliteAlerts(base.AlertRepository):
                                 (to_ms(cutoff), Severity.CRITICAL.value)).rowcount
 
 
-class SqliteSuppressions(base.SuppressionRepository):
+class SqliteSuppressions(_Delegating, base.SuppressionRepository):
     def __init__(self, db: _Db):
         self.t = _DocTable(db, "alert_suppressions", AlertSuppression, "suppression_id", {
             "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
@@ -464,15 +449,6 @@ class SqliteSuppressions(base.SuppressionRepository):
             "CREATE INDEX IF NOT EXISTS ix_sup_model ON alert_suppressions(model_id, start_time, end_time)",
             "CREATE INDEX IF NOT EXISTS ix_sup_end ON alert_suppressions(end_time)",
         ]
-
-    def insert(self, doc):
-        return self.t.insert(doc)
-
-    def find(self, doc_id):
-        return self.t.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.t.compare_and_set(self, doc_id, changes, expect)
 
     def active(self, model_id, at):
         moment = to_ms(at)
