@@ -32,7 +32,6 @@ def _store():
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
-    from .ingest.bulk import ingest_file, read_table, validate_frame, store_rows  # noqa: F401
     from .ingest import bulk
 
     store = _store()
