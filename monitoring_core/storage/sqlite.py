@@ -19,7 +19,6 @@ Predictions are the hot path and are stored in two parts:
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sqlite3
 import threading
@@ -203,7 +202,8 @@ class _DocTable:
     def replace(self, conn: sqlite3.Connection, doc) -> None:
         names = ["doc", *self.index_columns]
         sets = ", ".join(f"{n} = ?" for n in names)
-        conn.execute(f"UPDATE {self.table} SET {sets} WHERE id = ?", (*self._row(doc)[1:], self._row(doc)[0]))
+        doc_id, *values = self._row(doc)
+        conn.execute(f"UPDATE {self.table} SET {sets} WHERE id = ?", (*values, doc_id))
 
     def find(self, doc_id: str):
         with self.db.tx(write=False) as conn:
