@@ -35,3 +35,9 @@ class StoreUnavailable(FairwatchError, ConnectionError):
 
 class ConfigError(FairwatchError):
     """A setting has a bad value; the message names the setting and where it came from."""
+
+
+class StoreDamaged(FairwatchError):
+    """Part of the store cannot be read back (a corrupt segment, an audit entry that is not
+    valid JSON, a file that is not a Fairwatch database). The message names what is damaged
+    and what it affects; data elsewhere in the store stays readable."""
