@@ -11,7 +11,7 @@ import streamlit as st
 
 from monitoring_core.config import get_settings
 from monitoring_core.errors import FairwatchError
-from monitoring_core.startup import needs_demo, seed_demo_once
+from monitoring_core.seeding import needs_demo, seed_demo_once
 from monitoring_core.storage import open_store
 
 st.set_page_config(page_title="Fairwatch", page_icon=":material/monitoring:", layout="wide")

@@ -50,7 +50,7 @@ def cmd_ingest(args) -> int:
 def cmd_seed_demo(args) -> int:
     from tqdm import tqdm
 
-    from .demo import seed_demo
+    from .seeding import seed_demo
 
     store = _store()
     if not store.is_empty() and not args.force:
@@ -101,6 +101,8 @@ def cmd_verify_audit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import DEFAULT_SEED
+
     parser = argparse.ArgumentParser(prog="python -m monitoring_core",
                                      description="Fairwatch: drift and fairness monitoring for deployed models.")
     parser.add_argument("--version", action="version", version=f"fairwatch {__version__}")
@@ -116,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(run=cmd_ingest)
 
     seed = commands.add_parser("seed-demo", help="create the demo models (loan-approval and a healthy one)")
-    seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    seed.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                      help=f"random seed (same seed, same data; default {DEFAULT_SEED}, as the app)")
     seed.add_argument("--force", action="store_true", help="seed even if the store has data")
     seed.set_defaults(run=cmd_seed_demo)
 

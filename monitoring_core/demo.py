@@ -32,6 +32,7 @@ import pyarrow as pa
 from . import clock
 from .errors import InvalidInput, NotFound
 from .models import columns as col
+from .models.common import to_utc_ms
 
 # --------------------------------------------------------------------------- constants
 
@@ -344,7 +345,7 @@ def generate_reference(
     spec = _spec(model.model_id)
     _require(rows >= 1 and days >= 1, f"rows and days must be positive, got {rows}, {days}")
     rng = np.random.default_rng(_seed_sequence(seed, model.model_id, "reference"))
-    start_ms = _epoch_ms(_utc(end)) - (days + REFERENCE_DAYS) * _DAY_MS
+    start_ms = _epoch_ms(demo_end(end)) - (days + REFERENCE_DAYS) * _DAY_MS
     ts_ms = np.sort(start_ms + rng.integers(0, REFERENCE_DAYS * _DAY_MS, size=rows))
     no_drift = np.zeros(rows)
     return _score(spec, rng, ts_ms, no_drift, no_drift, no_drift, label_rate=1.0,
@@ -386,7 +387,7 @@ def generate_predictions(
     _require(days >= 1 and per_day >= 0,
              f"days must be positive and per_day not negative, got {days}, {per_day}")
     rng = np.random.default_rng(_seed_sequence(seed, model.model_id, "predictions"))
-    end_ms = _epoch_ms(_utc(end))
+    end_ms = _epoch_ms(demo_end(end))
     ts_ms = _arrival_times(rng, end_ms, days, per_day)
     off = np.zeros(len(ts_ms))
     drift_ramp = drift_trend = bias = off
@@ -664,9 +665,9 @@ def _seed_sequence(seed: int, model_id: str, stream: str) -> np.random.SeedSeque
     )
 
 
-def _utc(value: datetime | None) -> datetime:
-    value = clock.now() if value is None else value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def demo_end(end: datetime | None) -> datetime:
+    """The demo's last moment: ``end`` (naive means UTC), or now."""
+    return to_utc_ms(clock.now() if end is None else end)
 
 
 def _epoch_ms(value: datetime) -> int:
@@ -732,64 +733,3 @@ def _mix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
-
-
-# --------------------------------------------------------------------------- seeding a store
-
-
-@dataclass(frozen=True)
-class DemoReport:
-    """What :func:`seed_demo` stored, per model."""
-
-    predictions: dict[str, int]
-    baselines: dict[str, str]
-
-    def __str__(self) -> str:
-        return "; ".join(f"{m}: {n:,} predictions, active baseline {self.baselines[m]}"
-                         for m, n in self.predictions.items())
-
-
-def seed_demo(store, *, actor=None, seed: int = DEFAULT_SEED, end: datetime | None = None,
-              progress=None) -> DemoReport:
-    """Register the demo models, give each an active baseline from its validation set and
-    store its 60 days of predictions. Every step is audited.
-
-    ``progress(fraction, message)`` is called as the work advances (CLI bar, app status).
-    Seeding twice with the same seed and ``end`` stores nothing twice (ids are fixed).
-    """
-    from . import audit, baselines
-    from .ingest.bulk import store_rows
-    from .models.audit import AuditEvent
-    from .models.common import SYSTEM
-    from .models.registry import RegisteredModel
-    from .models.thresholds import MonitoringConfig
-
-    actor = actor or SYSTEM
-    end = _utc(end)
-    report = progress or (lambda fraction, message: None)
-    stored: dict[str, int] = {}
-    snapshots: dict[str, str] = {}
-    steps = len(DEMO_MODELS) * 3
-    for index, model in enumerate(DEMO_MODELS):
-        done = index * 3
-        report(done / steps, f"{model.model_id}: registering")
-        config = MonitoringConfig(risk_level=model.risk_level, positive_label=model.positive_label,
-                                  protected_attributes=list(model.protected_attributes))
-        store.models.upsert(RegisteredModel(model_id=model.model_id, display_name=model.display_name,
-                                            description=model.description, owner=model.owner, monitoring=config))
-        audit.record(store, AuditEvent.MODEL_REGISTERED, actor, target={"model_id": model.model_id},
-                     details={"risk_level": model.risk_level, "source": "demo"})
-        report((done + 1) / steps, f"{model.model_id}: building the baseline")
-        reference = generate_reference(model, seed=seed, end=end)
-        snapshot = baselines.create_baseline(
-            store, reference, model_id=model.model_id, model_version=model.model_version, config=config,
-            actor=actor, activate=True, dataset_version=f"demo validation set (seed {seed})")
-        snapshots[model.model_id] = snapshot.snapshot_id
-        report((done + 2) / steps, f"{model.model_id}: storing predictions")
-        predictions = generate_predictions(model, end=end, seed=seed)
-        inserted, _ = store_rows(store, predictions, np.arange(1, len(predictions) + 1))
-        stored[model.model_id] = inserted
-        audit.record(store, AuditEvent.DEMO_SEEDED, actor, target={"model_id": model.model_id},
-                     details={"predictions": inserted, "seed": seed, "end": end.isoformat()})
-    report(1.0, "demo ready")
-    return DemoReport(stored, snapshots)
