@@ -354,9 +354,16 @@ def test_purge_expired_applies_the_retention_policy(store):
     assert len(store.incidents.list()) == 1  # incidents are kept forever
 
 
-def test_schema_is_idempotent(store):
+def test_ensure_schema_again_keeps_data_and_adds_no_index(store, reopen):
+    incident = store.incidents.insert(Incident(model_id="loan", severity=Severity.WARNING))
+    audit.record(store, AuditEvent.DEMO_SEEDED, SYSTEM)
+    before = {c.name: store.driver.indexes(c) for c in store.collections()}
     store.ensure_schema()
-    store.ensure_schema()
+    again = reopen()  # ensure_schema runs on opening too
+    again.ensure_schema()
+    assert {c.name: again.driver.indexes(c) for c in again.collections()} == before
+    assert again.incidents.get(incident.incident_id) == incident and audit.verify(again).valid
+    assert again.schema_problems() == []
 
 
 def test_bad_documents_are_refused_naming_the_field(store):
@@ -371,11 +378,60 @@ def test_bad_documents_are_refused_naming_the_field(store):
     assert store.incidents.list() == []
 
 
-def test_indexes_of_the_schema_exist(store):
-    names = store.index_names()
-    for collection in ("prediction_logs", "drift_snapshots", "monitoring_records", "incidents", "alerts",
-                       "alert_suppressions", "monitoring_audit_logs"):
-        assert names[collection], f"no indexes on {collection}"
+def _index_name(store, collection, index) -> str:
+    if hasattr(store, "path"):  # the embedded store
+        return store.driver._index_ddl(collection, index)[0]
+    info = store.db[collection.name].index_information()
+    return next(name for name, spec in info.items() if [tuple(k) for k in spec["key"]] == list(index.keys))
+
+
+def _drop_index(store, collection, index) -> None:
+    name = _index_name(store, collection, index)
+    if hasattr(store, "path"):
+        store.db.connection().execute(f"DROP INDEX {name}")
+    else:
+        store.db[collection.name].drop_index(name)
+
+
+def test_the_indexes_are_the_declared_ones(store):
+    assert store.schema_problems() == []
+    present = {c.name: store.driver.indexes(c) for c in store.collections()}
+    # The rules that keep the data right, stated here rather than read from the declarations.
+    one_active = [i for i in present["drift_snapshots"] if i.keys == (("model_id", 1),)]
+    assert len(one_active) == 1 and one_active[0].unique and one_active[0].partial
+    assert any(i.keys == (("created_at", 1),) and i.partial for i in present["alerts"])
+    assert any(i.keys == (("model_id", 1), ("created_at", -1)) and not i.unique for i in present["incidents"])
+    assert any(i.keys == (("event_type", 1), ("timestamp", -1)) for i in present["monitoring_audit_logs"])
+
+
+def test_a_missing_index_is_reported_and_restored(store):
+    declared = [(c, index) for c in store.collections() for index in c.indexes]
+    assert len(declared) >= 20
+    for collection, index in declared:
+        _drop_index(store, collection, index)
+        problems = store.schema_problems()
+        assert len(problems) == 1 and problems[0].startswith(f"{collection.name}: index"), (collection.name, index)
+        store.ensure_schema()
+        assert store.schema_problems() == []
+
+
+def test_an_index_without_its_rule_is_reported_and_repaired(store):
+    from monitoring_core.storage.repositories import Baselines
+
+    collection = Baselines.collection
+    one_active = next(index for index in collection.indexes if index.unique)
+    name = _index_name(store, collection, one_active)
+    _drop_index(store, collection, one_active)
+    if hasattr(store, "path"):  # same name and keys, neither unique nor partial
+        store.db.connection().execute(f"CREATE INDEX {name} ON drift_snapshots(model_id)")
+    else:
+        store.db["drift_snapshots"].create_index([("model_id", 1)], name=name)
+    assert len(store.schema_problems()) == 1
+    store.ensure_schema()
+    assert store.schema_problems() == []
+    store.baselines.insert(make_snapshot("loan", active=True))
+    with pytest.raises(Conflict, match="already has an active baseline"):
+        store.baselines.insert(make_snapshot("loan", active=True))
 
 
 # -- backend-specific failures -----------------------------------------------------------------
@@ -391,13 +447,6 @@ def test_embedded_store_reports_a_locked_database(tmp_path):
         with pytest.raises(StoreUnavailable, match="locked"):
             waiting.predictions.insert_frame(prediction_frame(3, start_id=100))
     assert waiting.predictions.count("loan") == 3
-
-
-def test_embedded_store_refuses_a_file_that_is_not_a_database(tmp_path):
-    path = tmp_path / "fw.db"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreUnavailable, match="not a readable Fairwatch database"):
-        SqliteStore(path).ensure_schema()
 
 
 def test_embedded_store_cannot_create_its_folder(tmp_path):
