@@ -532,3 +532,20 @@ def test_mongodb_indexes_carry_ttl_and_the_partial_rules():
     assert one_active["unique"] and one_active["partialFilterExpression"] == {"is_active": True}
     assert any(spec["key"] == [("model_id", 1), ("timestamp", -1)] for spec in info["prediction_logs"].values())
     assert "incidents" not in {k for k, v in info.items() if any("expireAfterSeconds" in s for s in v.values())}
+
+
+def test_mongodb_a_changed_retention_is_reported_and_applied():
+    import mongomock
+
+    from monitoring_core.storage.mongo import MongoStore
+    from monitoring_core.storage.retention import RetentionPolicy
+
+    client = mongomock.MongoClient(tz_aware=True)
+    MongoStore(client, "fw", RetentionPolicy(prediction_days=30)).ensure_schema()
+    longer = MongoStore(client, "fw", RetentionPolicy(prediction_days=60))
+    problems = longer.schema_problems()
+    assert len(problems) == 1 and problems[0].startswith("prediction_logs") and "5184000" in problems[0]
+    longer.ensure_schema()
+    assert longer.schema_problems() == []
+    assert longer.db.prediction_logs.index_information()["ttl_timestamp"]["expireAfterSeconds"] == 60 * 86_400
+
