@@ -254,6 +254,44 @@ def test_baseline_activation_keeps_one_active(store):
     assert store.baselines.active("fraud") is None
 
 
+def test_a_refused_activation_leaves_the_previous_baseline_active(store, monkeypatch):
+    first = store.baselines.insert(make_snapshot("loan", active=True, created_at=NOW - timedelta(days=30)))
+    second = store.baselines.insert(make_snapshot("loan", active=False, created_at=NOW))
+    replace = store.driver.replace
+
+    def changed_meanwhile(collection, doc, rev):  # someone edits the target between the two writes
+        return False if getattr(doc, "snapshot_id", None) == second.snapshot_id else replace(collection, doc, rev)
+
+    monkeypatch.setattr(store.driver, "replace", changed_meanwhile)
+    with pytest.raises(Conflict, match="changed by someone else"):
+        store.baselines.activate(second.snapshot_id, at=NOW)
+    monkeypatch.undo()
+    assert store.baselines.active("loan").snapshot_id == first.snapshot_id
+    assert store.baselines.get(first.snapshot_id).archived_at is None
+    store.baselines.activate(second.snapshot_id, at=NOW)  # revisions still line up afterwards
+    assert store.baselines.active("loan").snapshot_id == second.snapshot_id
+
+
+def test_concurrent_activations_leave_exactly_one_active(store):
+    snapshots = [store.baselines.insert(make_snapshot("loan", created_at=NOW - timedelta(days=i))) for i in range(4)]
+    won: list[str] = []
+
+    def activate(snapshot_id):
+        try:
+            store.baselines.activate(snapshot_id, at=NOW)
+            won.append(snapshot_id)
+        except Conflict:
+            pass
+
+    threads = [threading.Thread(target=activate, args=(s.snapshot_id,)) for s in snapshots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    active = [s.snapshot_id for s in store.baselines.list("loan") if s.is_active]
+    assert len(active) == 1 and active[0] in won
+
+
 def test_records_by_time_and_retention(store):
     records = [store.records.insert(make_record("loan", NOW - timedelta(days=d))) for d in (0, 1, 20)]
     assert [r.record_id for r in store.records.list("loan")] == [r.record_id for r in records]
