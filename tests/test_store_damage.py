@@ -131,3 +131,33 @@ def test_a_new_store_is_created_only_where_no_file_exists(tmp_path):
     again = SqliteStore(path)  # the marked file is recognised, not re-initialised
     again.ensure_schema()
     assert again.predictions.count("loan") == 5
+
+
+def test_a_database_of_the_earlier_layout_is_adopted_with_its_documents(tmp_path):
+    from monitoring_core.models.audit import AuditEntry
+    from monitoring_core.storage.repositories import ChainTip
+
+    first = audit.seal(AuditEntry(event_type=AuditEvent.DEMO_SEEDED, actor={"system": True}), None)
+    second = audit.seal(AuditEntry(event_type=AuditEvent.ANALYSIS_RUN, actor={"system": True}),
+                        ChainTip(first.seq, first.hash))
+    path = tmp_path / "fw.db"
+    with sqlite3.connect(path) as conn:  # the tables as the previous release wrote them, unmarked
+        conn.execute("CREATE TABLE prediction_logs (pk INTEGER PRIMARY KEY, prediction_id TEXT NOT NULL UNIQUE, "
+                     "model_id TEXT NOT NULL, timestamp INTEGER NOT NULL, ground_truth TEXT, "
+                     "ground_truth_timestamp INTEGER)")
+        conn.execute("CREATE TABLE drift_snapshots (id TEXT PRIMARY KEY, doc TEXT NOT NULL, model_id TEXT NOT NULL, "
+                     "is_active INTEGER NOT NULL, created_at INTEGER NOT NULL)")
+        conn.execute("CREATE TABLE monitoring_audit_logs (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL, "
+                     "event_type TEXT NOT NULL, timestamp INTEGER NOT NULL, model_id TEXT, user_id TEXT, "
+                     "hash TEXT NOT NULL)")
+        conn.execute("CREATE INDEX ix_audit_ts ON monitoring_audit_logs(timestamp)")
+        conn.execute("CREATE TRIGGER audit_no_update BEFORE UPDATE ON monitoring_audit_logs "
+                     "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END")
+        conn.executemany("INSERT INTO monitoring_audit_logs VALUES (?, ?, ?, 0, NULL, NULL, ?)",
+                         [(e.seq, e.model_dump_json(), str(e.event_type), e.hash) for e in (first, second)])
+    store = SqliteStore(path)
+    store.ensure_schema()
+    assert [e.seq for e in store.audit.list()] == [2, 1] and audit.verify(store).valid
+    assert store.schema_problems() == []
+    _record(store, 1)
+    assert audit.verify(store).last_seq == 3
