@@ -13,9 +13,7 @@ from monitoring_core.errors import StoreDamaged
 from monitoring_core.models.audit import AuditEvent
 from monitoring_core.models.common import SYSTEM, Severity
 from monitoring_core.models.incidents import Incident
-from monitoring_core.storage.sqlite import SqliteStore
-
-from .factories import prediction_frame
+from monitoring_core.storage.sqlite import APPLICATION_ID, SqliteStore
 
 
 def _damage(store, collection: str, doc_id) -> None:
@@ -123,14 +121,11 @@ def test_another_applications_sqlite_database_is_refused_and_left_alone(tmp_path
 
 
 def test_a_new_store_is_created_only_where_no_file_exists(tmp_path):
-    path = tmp_path / "fw.db"
-    store = SqliteStore(path)
-    store.ensure_schema()
-    store.predictions.insert_frame(prediction_frame(5))
-    store.close()
-    again = SqliteStore(path)  # the marked file is recognised, not re-initialised
-    again.ensure_schema()
-    assert again.predictions.count("loan") == 5
+    path = tmp_path / "new" / "fw.db"
+    SqliteStore(path).ensure_schema()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    SqliteStore(path).ensure_schema()  # recognised by its mark
 
 
 def test_a_database_of_the_earlier_layout_is_adopted_with_its_documents(tmp_path):

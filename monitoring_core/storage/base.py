@@ -30,8 +30,18 @@ import pandas as pd
 from ..models.predictions import PredictionLog
 from .driver import Collection, Driver
 from .frames import logs_to_frame
-from .repositories import (AuditLog, Baselines, Incidents, Models, Records, Suppressions, Alerts,
-                           DOCUMENT_REPOSITORIES, describe_validation_error, validated)
+from .repositories import (
+    DOCUMENT_REPOSITORIES,
+    Alerts,
+    AuditLog,
+    Baselines,
+    Incidents,
+    Models,
+    Records,
+    Suppressions,
+    describe_validation_error,
+    validated,
+)
 from .retention import RetentionPolicy
 
 __all__ = ["GroundTruthReport", "InsertReport", "PredictionRepository", "PredictionSummary", "PurgeReport", "Store",
