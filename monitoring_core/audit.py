@@ -16,6 +16,7 @@ from typing import Any
 
 from .models.audit import AuditActor, AuditEntry, AuditEvent, AuditTarget
 from .models.common import Actor
+from .storage.repositories import ChainTip, DamagedEntry
 
 GENESIS_HASH = "0" * 64
 
@@ -29,8 +30,8 @@ def entry_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(canonical_bytes(entry)).hexdigest()
 
 
-def seal(entry: AuditEntry, last: AuditEntry | None) -> AuditEntry:
-    """``entry`` linked after ``last``: its seq, prev_hash and hash set."""
+def seal(entry: AuditEntry, last: ChainTip | None) -> AuditEntry:
+    """``entry`` linked after the ``last`` stored one: its seq, prev_hash and hash set."""
     linked = entry.model_copy(update={
         "seq": 1 if last is None else last.seq + 1,
         "prev_hash": GENESIS_HASH if last is None else last.hash,
@@ -66,24 +67,30 @@ class ChainReport:
     first_seq: int | None = None
     last_seq: int | None = None
     problems: list[str] = field(default_factory=list)
+    #: Entries whose stored document cannot be read back, by seq.
+    damaged: list[int] = field(default_factory=list)
 
 
 def verify(store) -> ChainReport:
-    """Walk the chain in ``seq`` order and report every broken link or altered entry."""
+    """Walk the chain in ``seq`` order and report every broken link, altered entry and
+    entry that can no longer be read (damaged), without stopping at the first."""
     report = ChainReport(valid=True)
-    previous: AuditEntry | None = None
+    previous: AuditEntry | DamagedEntry | None = None
     for entry in store.audit.iter_chain():
         report.total_entries += 1
         report.first_seq = report.first_seq or entry.seq
         report.last_seq = entry.seq
-        if entry.hash != entry_hash(entry):
+        if isinstance(entry, DamagedEntry):
+            report.damaged.append(entry.seq)
+            report.problems.append(f"entry {entry.seq}: damaged, its content cannot be checked ({entry.reason})")
+        elif entry.hash != entry_hash(entry):
             report.problems.append(f"entry {entry.seq}: content does not match its hash (altered)")
         if previous is not None:
             if entry.seq != previous.seq + 1:
                 report.problems.append(f"entries {previous.seq + 1}..{entry.seq - 1} are missing")
-            if entry.prev_hash != previous.hash:
+            if isinstance(entry, AuditEntry) and entry.prev_hash != previous.hash:
                 report.problems.append(f"entry {entry.seq}: prev_hash does not match entry {previous.seq}")
-        elif entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
+        elif isinstance(entry, AuditEntry) and entry.seq == 1 and entry.prev_hash != GENESIS_HASH:
             report.problems.append("entry 1: does not start from the genesis hash")
         previous = entry
     report.valid = not report.problems

@@ -94,7 +94,8 @@ def cmd_verify_audit(args) -> int:
     if report.valid:
         print(f"audit chain intact: {report.total_entries} entries (seq {report.first_seq}..{report.last_seq})")
         return 0
-    print(f"audit chain BROKEN ({len(report.problems)} problems):")
+    print(f"audit chain BROKEN ({len(report.problems)} problems in {report.total_entries} entries"
+          + (f"; damaged entries: {', '.join(map(str, report.damaged))}" if report.damaged else "") + "):")
     for problem in report.problems:
         print(f"  {problem}")
     return 1

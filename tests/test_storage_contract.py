@@ -254,6 +254,44 @@ def test_baseline_activation_keeps_one_active(store):
     assert store.baselines.active("fraud") is None
 
 
+def test_a_refused_activation_leaves_the_previous_baseline_active(store, monkeypatch):
+    first = store.baselines.insert(make_snapshot("loan", active=True, created_at=NOW - timedelta(days=30)))
+    second = store.baselines.insert(make_snapshot("loan", active=False, created_at=NOW))
+    replace = store.driver.replace
+
+    def changed_meanwhile(collection, doc, rev):  # someone edits the target between the two writes
+        return False if getattr(doc, "snapshot_id", None) == second.snapshot_id else replace(collection, doc, rev)
+
+    monkeypatch.setattr(store.driver, "replace", changed_meanwhile)
+    with pytest.raises(Conflict, match="changed by someone else"):
+        store.baselines.activate(second.snapshot_id, at=NOW)
+    monkeypatch.undo()
+    assert store.baselines.active("loan").snapshot_id == first.snapshot_id
+    assert store.baselines.get(first.snapshot_id).archived_at is None
+    store.baselines.activate(second.snapshot_id, at=NOW)  # revisions still line up afterwards
+    assert store.baselines.active("loan").snapshot_id == second.snapshot_id
+
+
+def test_concurrent_activations_leave_exactly_one_active(store):
+    snapshots = [store.baselines.insert(make_snapshot("loan", created_at=NOW - timedelta(days=i))) for i in range(4)]
+    won: list[str] = []
+
+    def activate(snapshot_id):
+        try:
+            store.baselines.activate(snapshot_id, at=NOW)
+            won.append(snapshot_id)
+        except Conflict:
+            pass
+
+    threads = [threading.Thread(target=activate, args=(s.snapshot_id,)) for s in snapshots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    active = [s.snapshot_id for s in store.baselines.list("loan") if s.is_active]
+    assert len(active) == 1 and active[0] in won
+
+
 def test_records_by_time_and_retention(store):
     records = [store.records.insert(make_record("loan", NOW - timedelta(days=d))) for d in (0, 1, 20)]
     assert [r.record_id for r in store.records.list("loan")] == [r.record_id for r in records]
@@ -354,9 +392,16 @@ def test_purge_expired_applies_the_retention_policy(store):
     assert len(store.incidents.list()) == 1  # incidents are kept forever
 
 
-def test_schema_is_idempotent(store):
+def test_ensure_schema_again_keeps_data_and_adds_no_index(store, reopen):
+    incident = store.incidents.insert(Incident(model_id="loan", severity=Severity.WARNING))
+    audit.record(store, AuditEvent.DEMO_SEEDED, SYSTEM)
+    before = {c.name: store.driver.indexes(c) for c in store.collections()}
     store.ensure_schema()
-    store.ensure_schema()
+    again = reopen()  # ensure_schema runs on opening too
+    again.ensure_schema()
+    assert {c.name: again.driver.indexes(c) for c in again.collections()} == before
+    assert again.incidents.get(incident.incident_id) == incident and audit.verify(again).valid
+    assert again.schema_problems() == []
 
 
 def test_bad_documents_are_refused_naming_the_field(store):
@@ -371,11 +416,60 @@ def test_bad_documents_are_refused_naming_the_field(store):
     assert store.incidents.list() == []
 
 
-def test_indexes_of_the_schema_exist(store):
-    names = store.index_names()
-    for collection in ("prediction_logs", "drift_snapshots", "monitoring_records", "incidents", "alerts",
-                       "alert_suppressions", "monitoring_audit_logs"):
-        assert names[collection], f"no indexes on {collection}"
+def _index_name(store, collection, index) -> str:
+    if hasattr(store, "path"):  # the embedded store
+        return store.driver._index_ddl(collection, index)[0]
+    info = store.db[collection.name].index_information()
+    return next(name for name, spec in info.items() if [tuple(k) for k in spec["key"]] == list(index.keys))
+
+
+def _drop_index(store, collection, index) -> None:
+    name = _index_name(store, collection, index)
+    if hasattr(store, "path"):
+        store.db.connection().execute(f"DROP INDEX {name}")
+    else:
+        store.db[collection.name].drop_index(name)
+
+
+def test_the_indexes_are_the_declared_ones(store):
+    assert store.schema_problems() == []
+    present = {c.name: store.driver.indexes(c) for c in store.collections()}
+    # The rules that keep the data right, stated here rather than read from the declarations.
+    one_active = [i for i in present["drift_snapshots"] if i.keys == (("model_id", 1),)]
+    assert len(one_active) == 1 and one_active[0].unique and one_active[0].partial
+    assert any(i.keys == (("created_at", 1),) and i.partial for i in present["alerts"])
+    assert any(i.keys == (("model_id", 1), ("created_at", -1)) and not i.unique for i in present["incidents"])
+    assert any(i.keys == (("event_type", 1), ("timestamp", -1)) for i in present["monitoring_audit_logs"])
+
+
+def test_a_missing_index_is_reported_and_restored(store):
+    declared = [(c, index) for c in store.collections() for index in c.indexes]
+    assert len(declared) >= 20
+    for collection, index in declared:
+        _drop_index(store, collection, index)
+        problems = store.schema_problems()
+        assert len(problems) == 1 and problems[0].startswith(f"{collection.name}: index"), (collection.name, index)
+        store.ensure_schema()
+        assert store.schema_problems() == []
+
+
+def test_an_index_without_its_rule_is_reported_and_repaired(store):
+    from monitoring_core.storage.repositories import Baselines
+
+    collection = Baselines.collection
+    one_active = next(index for index in collection.indexes if index.unique)
+    name = _index_name(store, collection, one_active)
+    _drop_index(store, collection, one_active)
+    if hasattr(store, "path"):  # same name and keys, neither unique nor partial
+        store.db.connection().execute(f"CREATE INDEX {name} ON drift_snapshots(model_id)")
+    else:
+        store.db["drift_snapshots"].create_index([("model_id", 1)], name=name)
+    assert len(store.schema_problems()) == 1
+    store.ensure_schema()
+    assert store.schema_problems() == []
+    store.baselines.insert(make_snapshot("loan", active=True))
+    with pytest.raises(Conflict, match="already has an active baseline"):
+        store.baselines.insert(make_snapshot("loan", active=True))
 
 
 # -- backend-specific failures -----------------------------------------------------------------
@@ -391,13 +485,6 @@ def test_embedded_store_reports_a_locked_database(tmp_path):
         with pytest.raises(StoreUnavailable, match="locked"):
             waiting.predictions.insert_frame(prediction_frame(3, start_id=100))
     assert waiting.predictions.count("loan") == 3
-
-
-def test_embedded_store_refuses_a_file_that_is_not_a_database(tmp_path):
-    path = tmp_path / "fw.db"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreUnavailable, match="not a readable Fairwatch database"):
-        SqliteStore(path).ensure_schema()
 
 
 def test_embedded_store_cannot_create_its_folder(tmp_path):
@@ -483,3 +570,20 @@ def test_mongodb_indexes_carry_ttl_and_the_partial_rules():
     assert one_active["unique"] and one_active["partialFilterExpression"] == {"is_active": True}
     assert any(spec["key"] == [("model_id", 1), ("timestamp", -1)] for spec in info["prediction_logs"].values())
     assert "incidents" not in {k for k, v in info.items() if any("expireAfterSeconds" in s for s in v.values())}
+
+
+def test_mongodb_a_changed_retention_is_reported_and_applied():
+    import mongomock
+
+    from monitoring_core.storage.mongo import MongoStore
+    from monitoring_core.storage.retention import RetentionPolicy
+
+    client = mongomock.MongoClient(tz_aware=True)
+    MongoStore(client, "fw", RetentionPolicy(prediction_days=30)).ensure_schema()
+    longer = MongoStore(client, "fw", RetentionPolicy(prediction_days=60))
+    problems = longer.schema_problems()
+    assert len(problems) == 1 and problems[0].startswith("prediction_logs") and "5184000" in problems[0]
+    longer.ensure_schema()
+    assert longer.schema_problems() == []
+    assert longer.db.prediction_logs.index_information()["ttl_timestamp"]["expireAfterSeconds"] == 60 * 86_400
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..config import Settings, get_settings
 from ..errors import ConfigError
-from .base import (GroundTruthReport, InsertReport, PredictionSummary, PurgeReport, Store)
+from .base import GroundTruthReport, InsertReport, PredictionSummary, PurgeReport, Store
 from .retention import RetentionPolicy
 
 __all__ = ["GroundTruthReport", "InsertReport", "PredictionSummary", "PurgeReport", "RetentionPolicy", "Store",

@@ -91,7 +91,7 @@ def normalise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     for name in frame.columns:
         series = frame[name]
         if name in TIME_COLUMNS:
-            converted[name] = to_utc_ms(series)
+            converted[name] = _utc_milliseconds(series)
         elif name in FLOAT_COLUMNS or name.startswith((col.PROBABILITY_PREFIX, col.EXPLANATION_PREFIX)):
             converted[name] = pd.to_numeric(series, errors="coerce").astype("float64")
         else:
@@ -99,7 +99,8 @@ def normalise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(converted, index=frame.index, columns=frame.columns)
 
 
-def to_utc_ms(series: pd.Series) -> pd.Series:
+def _utc_milliseconds(series: pd.Series) -> pd.Series:
+    """A time column as UTC milliseconds, the precision both backends store."""
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return series.dt.tz_convert("UTC").astype(TIME_DTYPE)
     parsed = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")

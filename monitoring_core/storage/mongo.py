@@ -1,41 +1,48 @@
 """MongoDB (or Atlas) through pymongo: the production backend, chosen by ``MONGODB_URI``.
 
-Collections and indexes follow the source schema (file 000). Each document's business id
-(``prediction_id``, ``incident_id``...) is also its ``_id``, so uniqueness costs no extra
-index and a retried batch cannot write a prediction twice. Retention is enforced by TTL
-indexes; the alerts' TTL is partial so CRITICAL alerts are kept forever.
+Documents are stored by :class:`MongoDriver` under the shared repositories
+(:mod:`.repositories`): each document's business id (``incident_id``, ``seq``...) is its
+``_id``, so uniqueness costs no extra index and a retried write cannot store a document
+twice; ``_rev`` counts its revisions for compare-and-set. Indexes come from the same
+declarations as the embedded store's; retention is enforced by TTL indexes, and the
+alerts' TTL is partial so CRITICAL alerts are kept forever.
+
+Baseline activation (archive the active snapshot, activate another) touches two
+documents. Multi-document transactions need a replica set, which a standalone server and
+mongomock lack, so activation does not rely on them: every write is revision-checked,
+the partial unique index ``one_active_per_model`` refuses a second active snapshot at
+any moment, and if the final write is refused the snapshots archived just before are
+restored. Concurrent activations therefore leave exactly one active snapshot and the
+losers get ``Conflict``; only a crash between the two writes can leave a model with no
+active baseline for a moment (re-running the activation repairs it).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import enum
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
 import pandas as pd
 import pymongo
+from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import (BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError,
-                            ServerSelectionTimeoutError)
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
-from ..errors import Conflict, InvalidInput, NotFound, StoreUnavailable
+from ..errors import InvalidInput, StoreUnavailable
 from ..models import columns as col
-from ..models.alerts import Alert, AlertSuppression
-from ..models.audit import AuditEntry
-from ..models.baseline import DriftSnapshot
-from ..models.common import Severity
-from ..models.incidents import Incident, IncidentStatus
 from ..models.predictions import PredictionLog
-from ..models.record import MonitoringRecord
-from ..models.registry import RegisteredModel
 from . import base
+from .driver import Collection, Cond, Driver, DuplicateKey, Field, Index, IndexInfo, Row, value_at
 from .frames import documents_to_frame, frame_to_documents, normalise_dtypes
 from .retention import RetentionPolicy
 
 DUPLICATE_KEY = 11000
 REVISION = "_rev"
-AUDIT_APPEND_ATTEMPTS = 50
+MONGO_OPS = {"==": "$eq", "has": "$eq", "!=": "$ne", "in": "$in", ">=": "$gte", ">": "$gt", "<": "$lt",
+             "<=": "$lte"}
 
 
 @contextlib.contextmanager
@@ -43,284 +50,142 @@ def _errors(what: str):
     """pymongo's exceptions as Fairwatch's (a lost server is StoreUnavailable)."""
     try:
         yield
-    except DuplicateKeyError as exc:
-        key = (exc.details or {}).get("keyValue") or exc
-        raise Conflict(f"{what}: duplicate key {key}") from None
     except ServerSelectionTimeoutError:
         raise StoreUnavailable(f"{what}: MongoDB is unreachable (check MONGODB_URI and the network)") from None
     except PyMongoError as exc:
         raise StoreUnavailable(f"{what}: MongoDB error: {exc}") from None
 
 
-def _stored(doc) -> dict[str, Any]:
-    """A pydantic document as BSON-ready data (datetimes stay datetimes)."""
-    return doc.model_dump(mode="python", by_alias=True)
+def _bson(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_bson(v) for v in value]
+    return value
 
 
-def _loaded(model, raw: Mapping[str, Any] | None):
-    if raw is None:
-        return None
-    data = {k: v for k, v in raw.items() if k not in ("_id", REVISION)}
-    return model.model_validate(data)
+def _index_info(spec: dict[str, Any]) -> IndexInfo:
+    """An entry of ``index_information()`` in the drivers' shared form."""
+    partial = spec.get("partialFilterExpression")
+    return IndexInfo(tuple((path, int(direction)) for path, direction in spec["key"]), bool(spec.get("unique")),
+                     None if partial is None else dict(partial), spec.get("expireAfterSeconds"))
 
 
-class _Docs:
-    """A collection of one document type with its id as ``_id`` and a revision counter for
-    compare-and-set updates."""
+class MongoDriver(Driver):
+    """Each collection is a MongoDB collection of ``{_id, <document>, _rev}``."""
 
-    def __init__(self, collection, model, id_field: str):
-        self.c, self.model, self.id_field = collection, model, id_field
+    expires_documents = True
 
-    def insert(self, doc):
-        doc = base.validated(self.model, doc)
-        doc_id = getattr(doc, self.id_field)
-        try:
-            with _errors(f"inserting {self.model.__name__}"):
-                self.c.insert_one({"_id": doc_id, **_stored(doc), REVISION: 1})
-        except Conflict as exc:
-            if self.c.find_one({"_id": doc_id}, {"_id": 1}) is None:  # another unique index refused it
-                raise Conflict(f"{self.model.__name__} refused by a unique index ({exc}); nothing was written"
-                               ) from None
-            raise Conflict(f"a {self.model.__name__} with {self.id_field} {doc_id!r} already exists; "
-                           "nothing was written") from None
-        return doc
+    def __init__(self, db, retention: RetentionPolicy):
+        self.db, self.retention = db, retention
 
-    def find(self, doc_id):
-        with _errors(f"reading {self.model.__name__}"):
-            return _loaded(self.model, self.c.find_one({"_id": doc_id}))
+    def _stored(self, c: Collection, doc: BaseModel, rev: int) -> dict[str, Any]:
+        # model_dump(mode="python") keeps datetimes as datetimes, which BSON stores natively.
+        return {"_id": getattr(doc, c.id_field), **doc.model_dump(mode="python", by_alias=True), REVISION: rev}
 
-    def select(self, query: dict, sort: list | None = None, limit: int | None = None) -> list:
-        with _errors(f"listing {self.model.__name__}"):
-            cursor = self.c.find(query)
-            if sort:
-                cursor = cursor.sort(sort)
-            if limit is not None:
-                cursor = cursor.limit(int(limit))
-            return [_loaded(self.model, d) for d in cursor]
+    def _row(self, c: Collection, raw: dict[str, Any]) -> Row:
+        payload = {k: v for k, v in raw.items() if k not in ("_id", REVISION)}
+        return Row(raw["_id"], raw.get(REVISION, 0), payload, {f.path: value_at(raw, f.path) for f in c.fields})
 
-    def compare_and_set(self, repo: base.DocumentRepository, doc_id, changes, expect):
-        with _errors(f"updating {self.model.__name__}"):
-            raw = self.c.find_one({"_id": doc_id})
-            if raw is None:
-                raise NotFound(f"no {self.model.__name__} with {self.id_field} {doc_id!r}")
-            current = _loaded(self.model, raw)
-            for name, wanted in expect.items():
-                if getattr(current, name) != wanted:
-                    raise Conflict(f"{self.model.__name__} {doc_id!r} has {name}={getattr(current, name)!s}, "
-                                   f"expected {wanted!s}; it was changed by someone else — reload and try again")
-            updated = repo._merged(current, changes)
-            revision = raw.get(REVISION, 0)
-            result = self.c.replace_one({"_id": doc_id, REVISION: raw.get(REVISION)},
-                                        {"_id": doc_id, **_stored(updated), REVISION: revision + 1})
-            if result.matched_count == 0:
-                raise Conflict(f"{self.model.__name__} {doc_id!r} was changed by someone else meanwhile; "
-                               "reload and try again")
-        return updated
+    def _path(self, c: Collection, path: str) -> str:
+        return "_id" if path == c.id_field else path
 
+    def _filter(self, c: Collection, conds: Sequence[Cond]) -> dict[str, Any]:
+        query: dict[str, dict[str, Any]] = {}
+        for cond in conds:
+            query.setdefault(self._path(c, cond.path), {})[MONGO_OPS[cond.op]] = _bson(cond.value)
+        return query
 
-def _in(values) -> dict:
-    return {"$in": [str(v) for v in values]}
+    # -- schema ------------------------------------------------------------------------
 
+    def _options(self, index: Index) -> dict[str, Any]:
+        options: dict[str, Any] = {"unique": True} if index.unique else {}
+        if index.name:
+            options["name"] = index.name
+        if index.where:
+            options["partialFilterExpression"] = {
+                w.path: _bson(w.value) if w.op == "==" else {MONGO_OPS[w.op]: _bson(w.value)} for w in index.where}
+        if index.ttl:
+            options["expireAfterSeconds"] = self.retention.seconds()[index.ttl]
+        return options
 
-class _Delegating:
-    """The document operations every repository shares, done by its ``_Docs``."""
+    def ensure_collection(self, c):
+        for index in c.indexes:
+            with _errors(f"creating indexes on {c.name}"):
+                self._ensure_index(self.db[c.name], index, self.expected(c, index))
 
-    d: _Docs
-
-    def insert(self, doc):
-        return self.d.insert(doc)
-
-    def find(self, doc_id):
-        return self.d.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.d.compare_and_set(self, doc_id, changes, expect)
-
-
-class MongoBaselines(_Delegating, base.BaselineRepository):
-    def __init__(self, db):
-        self.d = _Docs(db.drift_snapshots, DriftSnapshot, "snapshot_id")
-
-    def insert(self, doc):
-        try:
-            return self.d.insert(doc)
-        except Conflict as exc:
-            if "unique index" in str(exc):
-                raise Conflict(f"model {doc.model_id!r} already has an active baseline; "
-                               "insert this one inactive and activate it") from None
-            raise
-
-    def active(self, model_id):
-        found = self.d.select({"model_id": model_id, "is_active": True}, limit=1)
-        return found[0] if found else None
-
-    def list(self, model_id=None):
-        return self.d.select({"model_id": model_id} if model_id else {},
-                             sort=[("created_at", DESCENDING), ("_id", ASCENDING)])
-
-    def activate(self, snapshot_id, at):
-        target = self.get(snapshot_id)
-        with _errors("activating a baseline"):
-            self.d.c.update_many({"model_id": target.model_id, "is_active": True, "_id": {"$ne": snapshot_id}},
-                                 {"$set": {"is_active": False, "archived_at": at}, "$inc": {REVISION: 1}})
-            self.d.c.update_one({"_id": snapshot_id},
-                                {"$set": {"is_active": True, "archived_at": None}, "$inc": {REVISION: 1}})
-        return self.get(snapshot_id)
-
-
-class MongoRecords(_Delegating, base.RecordRepository):
-    def __init__(self, db):
-        self.d = _Docs(db.monitoring_records, MonitoringRecord, "record_id")
-
-    def list(self, model_id, start=None, end=None, limit=None):
-        query: dict[str, Any] = {"model_id": model_id}
-        span = {k: v for k, v in (("$gte", start), ("$lt", end)) if v is not None}
-        if span:
-            query["timestamp"] = span
-        return self.d.select(query, sort=[("timestamp", DESCENDING), ("_id", ASCENDING)], limit=limit)
-
-    def purge_before(self, cutoff):
-        with _errors("purging monitoring records"):
-            return self.d.c.delete_many({"timestamp": {"$lt": cutoff}}).deleted_count
-
-
-def _listing(model_id, statuses, severities, since) -> dict:
-    query: dict[str, Any] = {}
-    if model_id:
-        query["model_id"] = model_id
-    if statuses:
-        query["status"] = _in(statuses)
-    if severities:
-        query["severity"] = _in(severities)
-    if since is not None:
-        query["created_at"] = {"$gte": since}
-    return query
-
-
-NEWEST = [("created_at", DESCENDING), ("_id", ASCENDING)]
-
-
-class MongoIncidents(_Delegating, base.IncidentRepository):
-    def __init__(self, db):
-        self.d = _Docs(db.incidents, Incident, "incident_id")
-
-    def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
-        return self.d.select(_listing(model_id, statuses, severities, since), sort=NEWEST, limit=limit)
-
-    def open_for(self, model_id, metric_name):
-        found = self.d.select({"model_id": model_id, "metrics_triggered.metric_name": metric_name,
-                               "status": _in([IncidentStatus.OPEN, IncidentStatus.INVESTIGATING])},
-                              sort=NEWEST, limit=1)
-        return found[0] if found else None
-
-
-class MongoAlerts(_Delegating, base.AlertRepository):
-    def __init__(self, db):
-        self.d = _Docs(db.alerts, Alert, "alert_id")
-
-    def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
-        return self.d.select(_listing(model_id, statuses, severities, since), sort=NEWEST, limit=limit)
-
-    def recent(self, model_id, metric_name, severity, since):
-        found = self.d.select({"model_id": model_id, "metric_name": metric_name, "severity": str(severity),
-                               "created_at": {"$gte": since}}, sort=NEWEST, limit=1)
-        return found[0] if found else None
-
-    def purge_before(self, cutoff):
-        with _errors("purging alerts"):
-            return self.d.c.delete_many({"created_at": {"$lt": cutoff},
-                                         "severity": {"$ne": Severity.CRITICAL.value}}).deleted_count
-
-
-class MongoSuppressions(_Delegating, base.SuppressionRepository):
-    def __init__(self, db):
-        self.d = _Docs(db.alert_suppressions, AlertSuppression, "suppression_id")
-
-    def active(self, model_id, at):
-        return self.d.select({"model_id": model_id, "start_time": {"$lte": at}, "end_time": {"$gt": at}},
-                             sort=[("start_time", DESCENDING), ("_id", ASCENDING)])
-
-    def list(self, model_id=None, include_expired=True, at=None):
-        query: dict[str, Any] = {"model_id": model_id} if model_id else {}
-        if not include_expired:
-            from ..clock import now
-            query["end_time"] = {"$gt": at or now()}
-        return self.d.select(query, sort=[("start_time", DESCENDING), ("_id", ASCENDING)])
-
-
-class MongoAudit(base.AuditRepository):
-    """Entries keyed by ``seq``: two writers that read the same last entry race for the
-    same ``_id``, one wins, and the other re-reads and seals again."""
-
-    def __init__(self, db):
-        self.c = db.monitoring_audit_logs
-
-    def append(self, entry, seal):
-        for _ in range(AUDIT_APPEND_ATTEMPTS):
-            last = self.last()
-            sealed = seal(entry, last)
-            try:
-                with _errors("appending to the audit log"):
-                    self.c.insert_one({"_id": sealed.seq, **_stored(sealed)})
-                return sealed
-            except Conflict:
+    def _ensure_index(self, collection, index: Index, wanted: IndexInfo) -> None:
+        """Create the index; one with the same keys or name but other options (a changed
+        retention period included) is dropped first, since create_index would refuse it.
+        Rebuilding rather than ``collMod`` keeps one path that mongomock runs too; it
+        happens only when a declaration or a retention setting changes."""
+        options = self._options(index)
+        for name, spec in collection.index_information().items():
+            if name == "_id_" or (_index_info(spec).keys != wanted.keys and name != options.get("name")):
                 continue
-        raise StoreUnavailable("could not append to the audit log: too many concurrent writers")
-
-    def last(self):
-        with _errors("reading the audit log"):
-            return _loaded(AuditEntry, self.c.find_one(sort=[("_id", DESCENDING)]))
-
-    def list(self, start=None, end=None, event_types=None, model_id=None, user_id=None, limit=None):
-        query: dict[str, Any] = {}
-        span = {k: v for k, v in (("$gte", start), ("$lt", end)) if v is not None}
-        if span:
-            query["timestamp"] = span
-        if event_types:
-            query["event_type"] = _in(event_types)
-        if model_id:
-            query["target.model_id"] = model_id
-        if user_id:
-            query["actor.user_id"] = user_id
-        with _errors("reading the audit log"):
-            cursor = self.c.find(query).sort([("_id", DESCENDING)])
-            if limit is not None:
-                cursor = cursor.limit(int(limit))
-            return [_loaded(AuditEntry, d) for d in cursor]
-
-    def iter_chain(self, batch_size=5000):
-        after = 0
-        while True:
-            with _errors("reading the audit log"):
-                batch = list(self.c.find({"_id": {"$gt": after}}).sort([("_id", ASCENDING)]).limit(batch_size))
-            if not batch:
+            if _index_info(spec) == wanted:
                 return
-            for raw in batch:
-                yield _loaded(AuditEntry, raw)
-            after = batch[-1]["_id"]
+            collection.drop_index(name)
+        collection.create_index(list(index.keys), **options)
 
-    def purge_before(self, cutoff):
-        with _errors("purging the audit log"):
-            return self.c.delete_many({"timestamp": {"$lt": cutoff}}).deleted_count
+    def expected(self, c, index):
+        options = self._options(index)
+        return IndexInfo(index.keys, index.unique, options.get("partialFilterExpression"),
+                         options.get("expireAfterSeconds"))
 
+    def indexes(self, c):
+        with _errors(f"reading the indexes of {c.name}"):
+            info = self.db[c.name].index_information()
+        return [_index_info(spec) for name, spec in info.items() if name != "_id_"]
 
-class MongoModels(base.ModelRepository):
-    def __init__(self, db):
-        self.c = db.models
+    # -- documents -----------------------------------------------------------------------
 
-    def upsert(self, model):
-        model = base.validated(RegisteredModel, model)
-        with _errors("saving a model"):
-            self.c.replace_one({"_id": model.model_id}, {"_id": model.model_id, **_stored(model)}, upsert=True)
-        return model
+    def insert(self, c, doc):
+        doc_id = getattr(doc, c.id_field)
+        with _errors(f"inserting into {c.name}"):
+            try:
+                self.db[c.name].insert_one(self._stored(c, doc, 1))
+            except DuplicateKeyError as exc:
+                raise DuplicateKey(c.name, on_id=self._on_id(c, exc, doc_id)) from None
 
-    def find(self, model_id):
-        with _errors("reading a model"):
-            return _loaded(RegisteredModel, self.c.find_one({"_id": model_id}))
+    def _on_id(self, c: Collection, exc: DuplicateKeyError, doc_id: Any) -> bool:
+        pattern = (exc.details or {}).get("keyPattern")
+        if pattern:
+            return "_id" in pattern
+        # mongomock does not say which index refused the write: look for the id.
+        return self.db[c.name].find_one({"_id": doc_id}, {"_id": 1}) is not None
 
-    def list(self):
-        with _errors("listing models"):
-            return [_loaded(RegisteredModel, d) for d in self.c.find().sort([("_id", ASCENDING)])]
+    def replace(self, c, doc, rev):
+        # A document written before revisions were counted has none: {_rev: None} matches it.
+        with _errors(f"updating {c.name}"):
+            try:
+                result = self.db[c.name].replace_one({"_id": getattr(doc, c.id_field), REVISION: rev or None},
+                                                     self._stored(c, doc, rev + 1))
+            except DuplicateKeyError:
+                raise DuplicateKey(c.name, on_id=False) from None
+        return result.matched_count == 1
+
+    def load(self, c, doc_id):
+        with _errors(f"reading {c.name}"):
+            raw = self.db[c.name].find_one({"_id": doc_id})
+        return None if raw is None else self._row(c, raw)
+
+    def query(self, c, query):
+        order = [(self._path(c, path), direction) for path, direction in query.order]
+        if not any(path == "_id" for path, _ in order):
+            order.append(("_id", ASCENDING))
+        with _errors(f"reading {c.name}"):
+            cursor = self.db[c.name].find(self._filter(c, query.where)).sort(order)
+            if query.limit is not None:
+                cursor = cursor.limit(int(query.limit))
+            return [self._row(c, raw) for raw in cursor]
+
+    def delete(self, c, where):
+        with _errors(f"deleting from {c.name}"):
+            return self.db[c.name].delete_many(self._filter(c, where)).deleted_count
+
+    def close(self):
+        self.db.client.close()
 
 
 class MongoPredictions(base.PredictionRepository):
@@ -436,81 +301,27 @@ class MongoPredictions(base.PredictionRepository):
             return self.c.delete_many({"timestamp": {"$lt": cutoff}}).deleted_count
 
 
-def _index_specs(retention: RetentionPolicy) -> dict[str, list[tuple[list, dict]]]:
-    """Indexes of schema file 000 (plus the ones our queries need), per collection.
-
-    The schema's single-field ``{timestamp: -1}`` indexes are served by the TTL index
-    ``{timestamp: 1}`` (an index is read in both directions), so they are not duplicated.
-    """
-    ttl = retention.seconds()
-    return {
-        "prediction_logs": [
-            ([("model_id", ASCENDING), ("timestamp", DESCENDING)], {}),
-            ([("metadata.user_id", ASCENDING)], {}),
-            ([("timestamp", ASCENDING)], {"expireAfterSeconds": ttl["prediction_logs"], "name": "ttl_timestamp"}),
-        ],
-        "prediction_fields": [([("model_id", ASCENDING)], {})],
-        "drift_snapshots": [
-            ([("model_id", ASCENDING), ("is_active", ASCENDING)], {}),
-            ([("snapshot_id", ASCENDING)], {"unique": True}),
-            ([("model_id", ASCENDING)], {"unique": True, "name": "one_active_per_model",
-                                         "partialFilterExpression": {"is_active": True}}),
-        ],
-        "monitoring_records": [
-            ([("record_id", ASCENDING)], {"unique": True}),
-            ([("model_id", ASCENDING), ("timestamp", DESCENDING)], {}),
-            ([("max_severity", ASCENDING), ("timestamp", DESCENDING)], {}),
-            ([("analysis_period.start", ASCENDING), ("analysis_period.end", ASCENDING)], {}),
-            ([("timestamp", ASCENDING)], {"expireAfterSeconds": ttl["monitoring_records"], "name": "ttl_timestamp"}),
-        ],
-        "incidents": [
-            ([("incident_id", ASCENDING)], {"unique": True}),
-            ([("status", ASCENDING), ("severity", ASCENDING), ("created_at", DESCENDING)], {}),
-            ([("model_id", ASCENDING), ("created_at", DESCENDING)], {}),
-            ([("assigned_to", ASCENDING), ("status", ASCENDING)], {}),
-            ([("model_id", ASCENDING), ("metrics_triggered.metric_name", ASCENDING)], {}),
-        ],
-        "alerts": [
-            ([("alert_id", ASCENDING)], {"unique": True}),
-            ([("incident_id", ASCENDING)], {}),
-            ([("model_id", ASCENDING), ("metric_name", ASCENDING), ("severity", ASCENDING),
-              ("created_at", DESCENDING)], {}),
-            ([("status", ASCENDING), ("severity", ASCENDING), ("created_at", DESCENDING)], {}),
-            # Partial TTL sparing CRITICAL: partial indexes accept neither $ne nor (before
-            # MongoDB 6) $in, but "INFO" and "WARNING" both sort after "CRITICAL".
-            ([("created_at", ASCENDING)], {"expireAfterSeconds": ttl["alerts"], "name": "ttl_created_at_noncritical",
-                                           "partialFilterExpression": {"severity": {"$gt": Severity.CRITICAL.value}}}),
-        ],
-        "alert_suppressions": [
-            ([("suppression_id", ASCENDING)], {"unique": True}),
-            ([("model_id", ASCENDING), ("start_time", ASCENDING), ("end_time", ASCENDING)], {}),
-            ([("end_time", ASCENDING)], {}),
-        ],
-        "monitoring_audit_logs": [
-            ([("event_type", ASCENDING), ("timestamp", DESCENDING)], {}),
-            ([("target.model_id", ASCENDING), ("timestamp", DESCENDING)], {}),
-            ([("actor.user_id", ASCENDING), ("timestamp", DESCENDING)], {}),
-            ([("timestamp", ASCENDING)], {"expireAfterSeconds": ttl["monitoring_audit_logs"],
-                                          "name": "ttl_timestamp"}),
-        ],
-        "models": [],
-    }
+# Declared for their indexes: the documents are written by MongoPredictions.
+PREDICTION_COLLECTIONS = (
+    Collection("prediction_logs", PredictionLog, "prediction_id",
+               fields=(Field("model_id"), Field("timestamp", "time"), Field("metadata.user_id")),
+               indexes=(
+                   Index((("model_id", ASCENDING), ("timestamp", DESCENDING))),
+                   Index((("metadata.user_id", ASCENDING),)),
+                   Index((("timestamp", ASCENDING),), ttl="prediction_logs", name="ttl_timestamp"),
+               )),
+    Collection("prediction_fields", BaseModel, "_id", fields=(Field("model_id"),),
+               indexes=(Index((("model_id", ASCENDING),)),)),
+)
 
 
 class MongoStore(base.Store):
     def __init__(self, client, database: str, retention: RetentionPolicy | None = None, description: str = ""):
         self.client = client
         self.db = client[database]
-        self.retention = retention or RetentionPolicy()
-        self.predictions = MongoPredictions(self.db)
-        self.baselines = MongoBaselines(self.db)
-        self.records = MongoRecords(self.db)
-        self.incidents = MongoIncidents(self.db)
-        self.alerts = MongoAlerts(self.db)
-        self.suppressions = MongoSuppressions(self.db)
-        self.audit = MongoAudit(self.db)
-        self.models = MongoModels(self.db)
-        self.description = description or f"MongoDB database {database!r}"
+        retention = retention or RetentionPolicy()
+        super().__init__(MongoDriver(self.db, retention), MongoPredictions(self.db), retention,
+                         description or f"MongoDB database {database!r}")
 
     @classmethod
     def connect(cls, uri: str, database: str, timeout_ms: int = 5000,
@@ -526,35 +337,8 @@ class MongoStore(base.Store):
                                    ) from None
         return cls(client, database, retention, description=f"MongoDB at {host_of(uri)}, database {database!r}")
 
-    def ensure_schema(self):
-        for name, specs in _index_specs(self.retention).items():
-            collection = self.db[name]
-            for keys, options in specs:
-                with _errors(f"creating indexes on {name}"):
-                    try:
-                        collection.create_index(keys, **options)
-                    except OperationFailure as exc:
-                        if "expireAfterSeconds" not in options or exc.code not in (85, 86):
-                            raise
-                        # Retention changed since the index was made: update it in place.
-                        self.db.command("collMod", name, index={"name": options["name"],
-                                                                "expireAfterSeconds": options["expireAfterSeconds"]})
-
-    def purge_expired(self, now):
-        cutoffs = self.retention.cutoffs(now)
-        return base.PurgeReport({
-            "prediction_logs": self.predictions.purge_before(cutoffs["prediction_logs"]),
-            "monitoring_records": self.records.purge_before(cutoffs["monitoring_records"]),
-            "monitoring_audit_logs": self.audit.purge_before(cutoffs["monitoring_audit_logs"]),
-            "alerts": self.alerts.purge_before(cutoffs["alerts"]),
-        })
-
-    def index_names(self) -> dict[str, list[str]]:
-        """Names of the indexes present, per collection (for checks and the status page)."""
-        return {name: sorted(self.db[name].index_information()) for name in _index_specs(self.retention)}
-
-    def close(self):
-        self.client.close()
+    def collections(self):
+        return [*super().collections(), *PREDICTION_COLLECTIONS]
 
 
 def host_of(uri: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-DAY = timedelta(days=1)
+from ..config import Settings
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class RetentionPolicy:
     alert_days: int = 365
 
     @classmethod
-    def from_settings(cls, settings) -> RetentionPolicy:
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
         return cls(settings.retention_prediction_days, settings.retention_record_days,
                    settings.retention_audit_days, settings.retention_alert_days)
 

@@ -1,7 +1,12 @@
 """The embedded default: one SQLite file in WAL mode, no server to install.
 
 Documents (baselines, records, incidents, alerts, suppressions, audit entries, models)
-are stored as JSON with their queried fields copied into indexed columns.
+are stored by :class:`SqliteDriver` as JSON with their declared fields copied into
+indexed columns (see :mod:`.driver`); the repositories themselves are shared with MongoDB.
+
+A new database is only created where no file exists: an existing file that is empty, is
+not SQLite, or is a SQLite database of something else is refused with ``StoreDamaged``
+(a Fairwatch file is marked with ``PRAGMA application_id``).
 
 Predictions are the hot path and are stored in two parts:
 
@@ -22,7 +27,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,18 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import BaseModel
 
-from ..errors import Conflict, InvalidInput, StoreUnavailable
+from ..errors import Conflict, InvalidInput, StoreDamaged, StoreUnavailable
 from ..models import columns as col
-from ..models.alerts import Alert, AlertSuppression
-from ..models.audit import AuditEntry
-from ..models.baseline import DriftSnapshot
-from ..models.common import Severity
-from ..models.incidents import Incident, IncidentStatus
 from ..models.predictions import PredictionLog
-from ..models.record import MonitoringRecord
-from ..models.registry import RegisteredModel
 from . import base
+from .driver import ASC, DESC, Collection, Cond, Driver, DuplicateKey, Index, IndexInfo, Row, parse, value_at
 from .frames import TIME_DTYPE, frame_to_documents, normalise_dtypes
 from .retention import RetentionPolicy
 
@@ -68,19 +68,20 @@ def from_ms(value: int | None) -> datetime | None:
 
 
 def _translate(exc: sqlite3.Error, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Exception:
-    message = str(exc)
+    """SQLite's error as the one a user can act on, chosen by SQLite's result code."""
+    code = (exc.sqlite_errorcode or 0) & 0xFF
     if isinstance(exc, sqlite3.IntegrityError):
-        return Conflict(message)
-    if "locked" in message or "busy" in message:
+        return Conflict(str(exc))
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreUnavailable(f"the database {path} is locked by another process "
                                 f"(waited {busy_timeout_ms / 1000:g} s); try again when it finishes")
-    if "readonly" in message or "read-only" in message:
+    if code == sqlite3.SQLITE_READONLY:
         return StoreUnavailable(f"the database {path} is read-only: check the file's and folder's permissions")
-    if "unable to open" in message or "disk" in message:
-        return StoreUnavailable(f"cannot open the database {path}: {message}")
-    if "malformed" in message or "not a database" in message:
-        return StoreUnavailable(f"{path} is not a readable Fairwatch database: {message}")
-    return StoreUnavailable(f"database error on {path}: {message}")
+    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL):
+        return StoreUnavailable(f"cannot open or write the database {path}: {exc}")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreDamaged(f"{path} is damaged and not a readable Fairwatch database: {exc}")
+    return StoreUnavailable(f"database error on {path}: {exc}")
 
 
 class _Db:
@@ -161,396 +162,235 @@ class _Db:
 # ---------------------------------------------------------------------------------------
 # Documents
 
+# Marks a file as a Fairwatch database (PRAGMA application_id), so that an unrelated
+# SQLite file is refused instead of having tables added to it.
+APPLICATION_ID = 0x46574D31  # "FWM1"
+# A file from before the mark holds these tables; it is adopted and marked.
+UNMARKED_FAIRWATCH_TABLES = {"prediction_logs", "monitoring_audit_logs", "drift_snapshots"}
+SQL_TYPES = {"text": "TEXT", "time": "INTEGER", "bool": "INTEGER", "int": "INTEGER", "tags": "TEXT"}
+SQL_OPS = {"==": "=", "!=": "!=", ">=": ">=", ">": ">", "<": "<", "<=": "<="}
 
-IndexColumns = Mapping[str, tuple[str, Callable[[Any], Any]]]
+
+def _column(c: Collection, path: str) -> str:
+    return "id" if path == c.id_field else path.replace(".", "_")
 
 
-def _ms_of(attr: str) -> Callable[[Any], int | None]:
-    return lambda doc: None if getattr(doc, attr) is None else to_ms(getattr(doc, attr))
+def _sql_value(kind: str, value: Any) -> Any:
+    """A document value as stored in its SQLite column (times as epoch milliseconds)."""
+    if value is None:
+        return None
+    if kind == "time":
+        return to_ms(value)
+    if kind in ("bool", "int"):
+        return int(value)
+    if kind == "tags":
+        return json.dumps([str(v) for v in value if v is not None])
+    return str(value)
 
 
-class _DocTable:
-    """A collection stored as ``(id, doc JSON, indexed columns...)``."""
+def _literal(value: Any) -> str:
+    """A constant for a partial index's WHERE clause (SQLite takes no parameters there)."""
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
-    def __init__(self, db: _Db, table: str, model: type, id_field: str, index_columns: IndexColumns):
-        self.db, self.table, self.model, self.id_field = db, table, model, id_field
-        self.index_columns = index_columns
 
-    def ddl(self) -> list[str]:
-        cols = ", ".join(f"{name} {sql_type}" for name, (sql_type, _) in self.index_columns.items())
-        return [f"CREATE TABLE IF NOT EXISTS {self.table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL"
-                + (f", {cols}" if cols else "") + ")"]
+def check_database_file(path: Path) -> None:
+    """Refuse a file that exists but cannot be a Fairwatch database (empty, or not SQLite);
+    a new store is only ever created where no file exists."""
+    if not path.exists():
+        return
+    if path.stat().st_size == 0:
+        raise StoreDamaged(f"{path} is empty (0 bytes), so it is not a Fairwatch database; it was not touched. "
+                           "Restore it from a backup, or move it away to start a new store there")
+    with path.open("rb") as file:
+        header = file.read(16)
+    if header != b"SQLite format 3\x00":
+        raise StoreDamaged(f"{path} is not a SQLite database, so it is not a Fairwatch database; it was not "
+                           "touched. Check FAIRWATCH_DATA_DIR, or move the file away to start a new store there")
 
-    def _row(self, doc) -> tuple:
-        return (getattr(doc, self.id_field), doc.model_dump_json(),
-                *(extract(doc) for _, extract in self.index_columns.values()))
 
-    def insert(self, doc) -> Any:
-        doc = base.validated(self.model, doc)
-        names = ["id", "doc", *self.index_columns]
-        sql = f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        try:
-            with self.db.tx() as conn:
-                conn.execute(sql, self._row(doc))
-        except Conflict as exc:
-            if f"{self.table}.id" not in str(exc):
-                raise Conflict(f"{self.model.__name__} refused ({exc}); nothing was written") from None
-            raise Conflict(f"a {self.model.__name__} with {self.id_field} "
-                           f"{getattr(doc, self.id_field)!r} already exists; nothing was written") from None
-        return doc
+def claim_database(conn: sqlite3.Connection, path: Path) -> None:
+    """Mark a new (or older, unmarked) Fairwatch database; refuse any other SQLite file."""
+    if conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+        return
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and not UNMARKED_FAIRWATCH_TABLES <= tables:
+        raise StoreDamaged(f"{path} is a SQLite database of something else (tables: {', '.join(sorted(tables))}), "
+                           "not a Fairwatch database; it was not touched. Point FAIRWATCH_DATA_DIR elsewhere")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
-    def replace(self, conn: sqlite3.Connection, doc) -> None:
-        names = ["doc", *self.index_columns]
-        sets = ", ".join(f"{n} = ?" for n in names)
-        doc_id, *values = self._row(doc)
-        conn.execute(f"UPDATE {self.table} SET {sets} WHERE id = ?", (*values, doc_id))
 
-    def find(self, doc_id: str):
+class SqliteDriver(Driver):
+    """Each collection is a table ``(id PRIMARY KEY, rev, doc JSON, one column per declared
+    field)``; indexes are SQLite indexes over those columns."""
+
+    def __init__(self, db: _Db):
+        self.db = db
+
+    # -- schema ------------------------------------------------------------------------
+
+    def _columns(self, c: Collection) -> dict[str, str]:
+        return {_column(c, f.path): SQL_TYPES[f.kind] for f in c.fields}
+
+    def _create_table(self, conn: sqlite3.Connection, c: Collection) -> None:
+        columns = "".join(f", {name} {sql_type}" for name, sql_type in self._columns(c).items())
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {c.name} (id {SQL_TYPES[c.id_kind]} PRIMARY KEY, "
+                     f"rev INTEGER NOT NULL, doc TEXT NOT NULL{columns})")
+        if c.append_only:  # the database itself refuses edits, so a bug cannot rewrite history
+            conn.execute(f"CREATE TRIGGER IF NOT EXISTS {c.name}__append_only BEFORE UPDATE ON {c.name} "
+                         f"BEGIN SELECT RAISE(ABORT, '{c.name} is append-only'); END")
+
+    def ensure_collection(self, c: Collection) -> None:
+        with self.db.tx() as conn:
+            present = [r[1] for r in conn.execute(f"PRAGMA table_info({c.name})")]
+            if present and set(present) != {"id", "rev", "doc", *self._columns(c)}:
+                self._rebuild(conn, c)
+            self._create_table(conn, c)
+            existing = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                         (c.name,)).fetchall())
+            for index in c.indexes:
+                name, sql = self._index_ddl(c, index)
+                if existing.get(name) != sql:
+                    if name in existing:
+                        conn.execute(f"DROP INDEX {name}")
+                    conn.execute(sql)
+
+    def _rebuild(self, conn: sqlite3.Connection, c: Collection) -> None:
+        """Move a table written by an earlier layout into the declared one, document by
+        document (the JSON documents are the source of truth; columns are derived)."""
+        legacy = f"{c.name}__legacy"
+        conn.execute(f"ALTER TABLE {c.name} RENAME TO {legacy}")
+        for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('index', 'trigger') "
+                                       "AND tbl_name = ? AND sql IS NOT NULL", (legacy,)).fetchall():
+            conn.execute(f"DROP {kind.upper()} {name}")
+        self._create_table(conn, c)
+        for (payload,) in conn.execute(f"SELECT doc FROM {legacy}").fetchall():
+            self._insert(conn, c, parse(c, Row(None, 0, payload)))
+        conn.execute(f"DROP TABLE {legacy}")
+
+    def _partial(self, c: Collection, index: Index) -> str | None:
+        if not index.where:
+            return None
+        return " AND ".join(f"{_column(c, w.path)} {SQL_OPS[w.op]} "
+                            f"{_literal(_sql_value(c.field(w.path).kind, w.value))}" for w in index.where)
+
+    def _index_ddl(self, c: Collection, index: Index) -> tuple[str, str]:
+        columns = [_column(c, path) for path, _ in index.keys]
+        # Index names are global in SQLite: prefix them with the table.
+        name = f"{c.name}__{index.name or '_'.join(columns)}"
+        keys = ", ".join(f"{column}{' DESC' if direction == DESC else ''}"
+                         for column, (_, direction) in zip(columns, index.keys, strict=True))
+        partial = self._partial(c, index)
+        sql = (f"CREATE {'UNIQUE ' if index.unique else ''}INDEX {name} ON {c.name}({keys})"
+               + (f" WHERE {partial}" if partial else ""))
+        return name, sql
+
+    def expected(self, c: Collection, index: Index) -> IndexInfo:
+        return IndexInfo(index.keys, index.unique, self._partial(c, index), None)
+
+    def indexes(self, c: Collection) -> list[IndexInfo]:
+        paths = {_column(c, path): path for path in (c.id_field, *(f.path for f in c.fields))}
+        found = []
         with self.db.tx(write=False) as conn:
-            row = conn.execute(f"SELECT doc FROM {self.table} WHERE id = ?", (doc_id,)).fetchone()
-        return None if row is None else self.model.model_validate_json(row[0])
+            explicit = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                                    "AND sql IS NOT NULL", (c.name,)).fetchall()
+            unique = {r[1]: bool(r[2]) for r in conn.execute(f"PRAGMA index_list({c.name})")}
+            for name, sql in explicit:
+                keys = tuple((paths.get(r[2], r[2]), DESC if r[3] else ASC)
+                             for r in conn.execute(f"PRAGMA index_xinfo({name})") if r[5])
+                partial = sql.split(" WHERE ", 1)[1] if " WHERE " in sql else None
+                found.append(IndexInfo(keys, unique[name], partial, None))
+        return found
 
-    def select(self, where: Sequence[tuple[str, Any]] = (), order: str | None = None,
-               limit: int | None = None, conn: sqlite3.Connection | None = None) -> list:
-        """Documents matching ``where`` (pairs of SQL condition with one ``?`` and value;
-        a value that is a list expands to ``IN``)."""
+    # -- documents -----------------------------------------------------------------------
+
+    def _values(self, c: Collection, doc: BaseModel) -> list[Any]:
+        return [_sql_value(f.kind, value_at(doc, f.path)) for f in c.fields]
+
+    def _insert(self, conn: sqlite3.Connection, c: Collection, doc: BaseModel) -> None:
+        names = ["id", "rev", "doc", *self._columns(c)]
+        try:
+            conn.execute(f"INSERT INTO {c.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                         (getattr(doc, c.id_field), 1, doc.model_dump_json(), *self._values(c, doc)))
+        except sqlite3.IntegrityError as exc:
+            raise _duplicate(c, exc) from None
+
+    def insert(self, c, doc):
+        with self.db.tx() as conn:
+            self._insert(conn, c, doc)
+
+    def replace(self, c, doc, rev):
+        sets = "".join(f", {name} = ?" for name in self._columns(c))
+        with self.db.tx() as conn:
+            try:
+                changed = conn.execute(f"UPDATE {c.name} SET rev = rev + 1, doc = ?{sets} WHERE id = ? AND rev = ?",
+                                       (doc.model_dump_json(), *self._values(c, doc), getattr(doc, c.id_field),
+                                        rev)).rowcount
+            except sqlite3.IntegrityError as exc:
+                raise _duplicate(c, exc) from None
+        return changed == 1
+
+    def _select_sql(self, c: Collection) -> str:
+        return f"SELECT {', '.join(['id', 'rev', 'doc', *self._columns(c)])} FROM {c.name}"
+
+    def _row(self, c: Collection, raw: tuple) -> Row:
+        return Row(raw[0], raw[1], raw[2], {f.path: value for f, value in zip(c.fields, raw[3:], strict=True)})
+
+    def load(self, c, doc_id):
+        with self.db.tx(write=False) as conn:
+            raw = conn.execute(f"{self._select_sql(c)} WHERE id = ?", (doc_id,)).fetchone()
+        return None if raw is None else self._row(c, raw)
+
+    def _where(self, c: Collection, conds: Sequence[Cond]) -> tuple[str, list[Any]]:
         clauses, params = [], []
-        for condition, value in where:
-            if isinstance(value, (list, tuple)):
-                clauses.append(condition.replace("?", f"({', '.join('?' * len(value))})"))
-                params.extend(value)
+        for cond in conds:
+            column, kind = _column(c, cond.path), c.field(cond.path).kind
+            if cond.op == "in":
+                clauses.append(f"{column} IN ({', '.join('?' * len(cond.value))})")
+                params += [_sql_value(kind, v) for v in cond.value]
+            elif cond.op == "has":
+                clauses.append(f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
+                params.append(str(cond.value))
+            elif cond.value is None and cond.op in ("==", "!="):
+                clauses.append(f"{column} IS {'NOT ' if cond.op == '!=' else ''}NULL")
             else:
-                clauses.append(condition)
-                params.append(value)
-        sql = f"SELECT doc FROM {self.table}"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        if order:
-            sql += f" ORDER BY {order}"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        if conn is not None:
-            rows = conn.execute(sql, params).fetchall()
-        else:
-            with self.db.tx(write=False) as c:
-                rows = c.execute(sql, params).fetchall()
-        return [self.model.model_validate_json(r[0]) for r in rows]
+                clauses.append(f"{column} {SQL_OPS[cond.op]} ?")
+                params.append(_sql_value(kind, cond.value))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-    def compare_and_set(self, repo: base.DocumentRepository, doc_id: str, changes: dict, expect: dict):
-        with self.db.tx() as conn:
-            row = conn.execute(f"SELECT doc FROM {self.table} WHERE id = ?", (doc_id,)).fetchone()
-            if row is None:
-                raise base.NotFound(f"no {self.model.__name__} with {self.id_field} {doc_id!r}")
-            current = self.model.model_validate_json(row[0])
-            _check_expectation(current, expect, self.model.__name__, doc_id)
-            updated = repo._merged(current, changes)
-            self.replace(conn, updated)
-        return updated
-
-
-def _check_expectation(current, expect: Mapping[str, Any], what: str, doc_id: str) -> None:
-    for name, wanted in expect.items():
-        have = getattr(current, name)
-        if have != wanted:
-            raise Conflict(f"{what} {doc_id!r} has {name}={have!s}, expected {wanted!s}; "
-                           "it was changed by someone else — reload and try again")
-
-
-def _sql_in(name: str, values: Sequence[Any] | None) -> list[tuple[str, Any]]:
-    return [] if not values else [(f"{name} IN ?", [str(v) for v in values])]
-
-
-def _listing(model_id, statuses, severities, since) -> list[tuple[str, Any]]:
-    """Filters of the incident and alert lists."""
-    where = [("model_id = ?", model_id)] if model_id else []
-    where += _sql_in("status", statuses) + _sql_in("severity", severities)
-    if since is not None:
-        where.append(("created_at >= ?", to_ms(since)))
-    return where
-
-
-class _Delegating:
-    """The document operations every repository shares, done by its ``_DocTable``."""
-
-    t: _DocTable
-
-    def insert(self, doc):
-        return self.t.insert(doc)
-
-    def find(self, doc_id):
-        return self.t.find(doc_id)
-
-    def _compare_and_set(self, doc_id, changes, expect):
-        return self.t.compare_and_set(self, doc_id, changes, expect)
-
-
-class SqliteBaselines(_Delegating, base.BaselineRepository):
-    def __init__(self, db: _Db):
-        self.db = db
-        self.t = _DocTable(db, "drift_snapshots", DriftSnapshot, "snapshot_id", {
-            "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
-            "is_active": ("INTEGER NOT NULL", lambda d: int(d.is_active)),
-            "created_at": ("INTEGER NOT NULL", _ms_of("created_at")),
-        })
-
-    def ddl(self) -> list[str]:
-        return self.t.ddl() + [
-            "CREATE INDEX IF NOT EXISTS ix_snap_model_active ON drift_snapshots(model_id, is_active)",
-            # At most one active baseline per model, whatever the code above does.
-            "CREATE UNIQUE INDEX IF NOT EXISTS ux_snap_one_active ON drift_snapshots(model_id) WHERE is_active = 1",
-        ]
-
-    def insert(self, doc):
-        try:
-            return self.t.insert(doc)
-        except Conflict as exc:
-            if "drift_snapshots.model_id" in str(exc):
-                raise Conflict(f"model {doc.model_id!r} already has an active baseline; "
-                               "insert this one inactive and activate it") from None
-            raise
-
-    def active(self, model_id):
-        found = self.t.select([("model_id = ?", model_id), ("is_active = ?", 1)])
-        return found[0] if found else None
-
-    def list(self, model_id=None):
-        where = [("model_id = ?", model_id)] if model_id else []
-        return self.t.select(where, order="created_at DESC, id")
-
-    def activate(self, snapshot_id, at):
-        with self.db.tx() as conn:
-            row = conn.execute("SELECT doc FROM drift_snapshots WHERE id = ?", (snapshot_id,)).fetchone()
-            if row is None:
-                raise base.NotFound(f"no baseline {snapshot_id!r}")
-            target = DriftSnapshot.model_validate_json(row[0])
-            for current in self.t.select([("model_id = ?", target.model_id), ("is_active = ?", 1)], conn=conn):
-                if current.snapshot_id != snapshot_id:
-                    self.t.replace(conn, current.model_copy(update={"is_active": False, "archived_at": at}))
-            activated = base.validated(DriftSnapshot, {**target.model_dump(), "is_active": True, "archived_at": None})
-            self.t.replace(conn, activated)
-        return activated
-
-
-class SqliteRecords(_Delegating, base.RecordRepository):
-    def __init__(self, db: _Db):
-        self.t = _DocTable(db, "monitoring_records", MonitoringRecord, "record_id", {
-            "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
-            "timestamp": ("INTEGER NOT NULL", _ms_of("timestamp")),
-            "max_severity": ("TEXT NOT NULL", lambda d: str(d.max_severity)),
-            "period_start": ("INTEGER", lambda d: to_ms(d.analysis_period.start)),
-            "period_end": ("INTEGER", lambda d: to_ms(d.analysis_period.end)),
-        })
-
-    def ddl(self):
-        return self.t.ddl() + [
-            "CREATE INDEX IF NOT EXISTS ix_rec_model_ts ON monitoring_records(model_id, timestamp DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_rec_sev_ts ON monitoring_records(max_severity, timestamp DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_rec_period ON monitoring_records(period_start, period_end)",
-            "CREATE INDEX IF NOT EXISTS ix_rec_ts ON monitoring_records(timestamp)",
-        ]
-
-    def list(self, model_id, start=None, end=None, limit=None):
-        where = [("model_id = ?", model_id)]
-        if start is not None:
-            where.append(("timestamp >= ?", to_ms(start)))
-        if end is not None:
-            where.append(("timestamp < ?", to_ms(end)))
-        return self.t.select(where, order="timestamp DESC, id", limit=limit)
-
-    def purge_before(self, cutoff):
-        with self.t.db.tx() as conn:
-            return conn.execute("DELETE FROM monitoring_records WHERE timestamp < ?", (to_ms(cutoff),)).rowcount
-
-
-def _metric_names(incident: Incident) -> str:
-    # Delimited so that LIKE '%|name|%' matches whole names only.
-    return "|" + "|".join(m.metric_name for m in incident.metrics_triggered) + "|"
-
-
-class SqliteIncidents(_Delegating, base.IncidentRepository):
-    def __init__(self, db: _Db):
-        self.t = _DocTable(db, "incidents", Incident, "incident_id", {
-            "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
-            "severity": ("TEXT NOT NULL", lambda d: str(d.severity)),
-            "status": ("TEXT NOT NULL", lambda d: str(d.status)),
-            "assigned_to": ("TEXT", lambda d: d.assigned_to),
-            "created_at": ("INTEGER NOT NULL", _ms_of("created_at")),
-            "metric_names": ("TEXT NOT NULL", _metric_names),
-        })
-
-    def ddl(self):
-        return self.t.ddl() + [
-            "CREATE INDEX IF NOT EXISTS ix_inc_status ON incidents(status, severity, created_at DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_inc_model ON incidents(model_id, created_at DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_inc_assignee ON incidents(assigned_to, status)",
-        ]
-
-    def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
-        return self.t.select(_listing(model_id, statuses, severities, since), order="created_at DESC, id",
-                             limit=limit)
-
-    def open_for(self, model_id, metric_name):
-        found = self.t.select(
-            [("model_id = ?", model_id),
-             ("status IN ?", [IncidentStatus.OPEN.value, IncidentStatus.INVESTIGATING.value]),
-             ("metric_names LIKE ? ESCAPE '\\'", "%|" + _escape_like(metric_name) + "|%")],
-            order="created_at DESC, id", limit=1)
-        return found[0] if found else None
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-class SqliteAlerts(_Delegating, base.AlertRepository):
-    def __init__(self, db: _Db):
-        self.t = _DocTable(db, "alerts", Alert, "alert_id", {
-            "incident_id": ("TEXT NOT NULL", lambda d: d.incident_id),
-            "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
-            "metric_name": ("TEXT NOT NULL", lambda d: d.metric_name),
-            "severity": ("TEXT NOT NULL", lambda d: str(d.severity)),
-            "status": ("TEXT NOT NULL", lambda d: str(d.status)),
-            "created_at": ("INTEGER NOT NULL", _ms_of("created_at")),
-        })
-
-    def ddl(self):
-        return self.t.ddl() + [
-            "CREATE INDEX IF NOT EXISTS ix_alert_dedup ON alerts(model_id, metric_name, severity, created_at DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_alert_status ON alerts(status, severity, created_at DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_alert_incident ON alerts(incident_id)",
-        ]
-
-    def list(self, model_id=None, statuses=None, severities=None, since=None, limit=None):
-        return self.t.select(_listing(model_id, statuses, severities, since), order="created_at DESC, id",
-                             limit=limit)
-
-    def recent(self, model_id, metric_name, severity, since):
-        found = self.t.select([("model_id = ?", model_id), ("metric_name = ?", metric_name),
-                               ("severity = ?", str(severity)), ("created_at >= ?", to_ms(since))],
-                              order="created_at DESC, id", limit=1)
-        return found[0] if found else None
-
-    def purge_before(self, cutoff):
-        with self.t.db.tx() as conn:
-            return conn.execute("DELETE FROM alerts WHERE created_at < ? AND severity != ?",
-                                (to_ms(cutoff), Severity.CRITICAL.value)).rowcount
-
-
-class SqliteSuppressions(_Delegating, base.SuppressionRepository):
-    def __init__(self, db: _Db):
-        self.t = _DocTable(db, "alert_suppressions", AlertSuppression, "suppression_id", {
-            "model_id": ("TEXT NOT NULL", lambda d: d.model_id),
-            "start_time": ("INTEGER NOT NULL", _ms_of("start_time")),
-            "end_time": ("INTEGER NOT NULL", _ms_of("end_time")),
-        })
-
-    def ddl(self):
-        return self.t.ddl() + [
-            "CREATE INDEX IF NOT EXISTS ix_sup_model ON alert_suppressions(model_id, start_time, end_time)",
-            "CREATE INDEX IF NOT EXISTS ix_sup_end ON alert_suppressions(end_time)",
-        ]
-
-    def active(self, model_id, at):
-        moment = to_ms(at)
-        return self.t.select([("model_id = ?", model_id), ("start_time <= ?", moment), ("end_time > ?", moment)],
-                             order="start_time DESC, id")
-
-    def list(self, model_id=None, include_expired=True, at=None):
-        where = [("model_id = ?", model_id)] if model_id else []
-        if not include_expired:
-            where.append(("end_time > ?", to_ms(at or datetime.now(UTC))))
-        return self.t.select(where, order="start_time DESC, id")
-
-
-class SqliteAudit(base.AuditRepository):
-    def __init__(self, db: _Db):
-        self.db = db
-
-    def ddl(self):
-        return [
-            "CREATE TABLE IF NOT EXISTS monitoring_audit_logs (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL, "
-            "event_type TEXT NOT NULL, timestamp INTEGER NOT NULL, model_id TEXT, user_id TEXT, hash TEXT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS ix_audit_event ON monitoring_audit_logs(event_type, timestamp DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_audit_model ON monitoring_audit_logs(model_id, timestamp DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_audit_user ON monitoring_audit_logs(user_id, timestamp DESC)",
-            "CREATE INDEX IF NOT EXISTS ix_audit_ts ON monitoring_audit_logs(timestamp)",
-            # Append-only: the database itself refuses edits, so a bug cannot rewrite history.
-            "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON monitoring_audit_logs "
-            "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END",
-        ]
-
-    def append(self, entry, seal):
-        with self.db.tx() as conn:
-            row = conn.execute("SELECT doc FROM monitoring_audit_logs ORDER BY seq DESC LIMIT 1").fetchone()
-            last = None if row is None else AuditEntry.model_validate_json(row[0])
-            sealed = seal(entry, last)
-            conn.execute(
-                "INSERT INTO monitoring_audit_logs (seq, doc, event_type, timestamp, model_id, user_id, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sealed.seq, sealed.model_dump_json(), str(sealed.event_type), to_ms(sealed.timestamp),
-                 sealed.target.model_id, sealed.actor.user_id, sealed.hash))
-        return sealed
-
-    def last(self):
-        with self.db.tx(write=False) as conn:
-            row = conn.execute("SELECT doc FROM monitoring_audit_logs ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else AuditEntry.model_validate_json(row[0])
-
-    def list(self, start=None, end=None, event_types=None, model_id=None, user_id=None, limit=None):
-        clauses, params = [], []
-        for condition, value in ((("timestamp >= ?"), start and to_ms(start)), ("timestamp < ?", end and to_ms(end)),
-                                 ("model_id = ?", model_id), ("user_id = ?", user_id)):
-            if value is not None:
-                clauses.append(condition)
-                params.append(value)
-        if event_types:
-            clauses.append(f"event_type IN ({', '.join('?' * len(event_types))})")
-            params.extend(str(e) for e in event_types)
-        sql = "SELECT doc FROM monitoring_audit_logs"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY seq DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+    def query(self, c, query):
+        where, params = self._where(c, query.where)
+        order = [f"{_column(c, path)} {'DESC' if direction == DESC else 'ASC'}" for path, direction in query.order]
+        if not any(path == c.id_field for path, _ in query.order):
+            order.append("id")
+        sql = f"{self._select_sql(c)}{where} ORDER BY {', '.join(order)}"
+        if query.limit is not None:
+            sql += f" LIMIT {int(query.limit)}"
         with self.db.tx(write=False) as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [AuditEntry.model_validate_json(r[0]) for r in rows]
+        return [self._row(c, raw) for raw in rows]
 
-    def iter_chain(self, batch_size=5000):
-        after = 0
-        while True:
-            with self.db.tx(write=False) as conn:
-                rows = conn.execute("SELECT seq, doc FROM monitoring_audit_logs WHERE seq > ? ORDER BY seq LIMIT ?",
-                                    (after, batch_size)).fetchall()
-            if not rows:
-                return
-            for _, doc in rows:
-                yield AuditEntry.model_validate_json(doc)
-            after = rows[-1][0]
-
-    def purge_before(self, cutoff):
+    def delete(self, c, where):
+        clause, params = self._where(c, where)
         with self.db.tx() as conn:
-            return conn.execute("DELETE FROM monitoring_audit_logs WHERE timestamp < ?", (to_ms(cutoff),)).rowcount
+            return conn.execute(f"DELETE FROM {c.name}{clause}", params).rowcount
+
+    @contextlib.contextmanager
+    def atomic(self):
+        with self.db.tx():
+            yield
+
+    def close(self):
+        self.db.close()
 
 
-class SqliteModels(base.ModelRepository):
-    def __init__(self, db: _Db):
-        self.t = _DocTable(db, "models", RegisteredModel, "model_id", {})
-
-    def ddl(self):
-        return self.t.ddl()
-
-    def upsert(self, model):
-        model = base.validated(RegisteredModel, model)
-        with self.t.db.tx() as conn:
-            conn.execute("INSERT INTO models (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
-                         (model.model_id, model.model_dump_json()))
-        return model
-
-    def find(self, model_id):
-        return self.t.find(model_id)
-
-    def list(self):
-        return self.t.select(order="id")
-
+def _duplicate(c: Collection, exc: sqlite3.IntegrityError) -> Exception:
+    if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+        return DuplicateKey(c.name, on_id=True)
+    if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+        return DuplicateKey(c.name, on_id=False)
+    return Conflict(f"{c.name}: {exc}")
 
 # ---------------------------------------------------------------------------------------
 # Predictions
@@ -902,52 +742,18 @@ class SqliteStore(base.Store):
     def __init__(self, path: Path, retention: RetentionPolicy | None = None,
                  busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.path = Path(path)
-        self.retention = retention or RetentionPolicy()
+        check_database_file(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the data folder {self.path.parent}: {exc.strerror}") from None
         self.db = _Db(self.path, busy_timeout_ms)
-        self.predictions = SqlitePredictions(self.db)
-        self.baselines = SqliteBaselines(self.db)
-        self.records = SqliteRecords(self.db)
-        self.incidents = SqliteIncidents(self.db)
-        self.alerts = SqliteAlerts(self.db)
-        self.suppressions = SqliteSuppressions(self.db)
-        self.audit = SqliteAudit(self.db)
-        self.models = SqliteModels(self.db)
-        self.description = f"embedded SQLite at {self.path}"
+        super().__init__(SqliteDriver(self.db), SqlitePredictions(self.db), retention,
+                         f"embedded SQLite at {self.path}")
 
     def ensure_schema(self):
-        statements = [s for repo in (self.predictions, self.baselines, self.records, self.incidents, self.alerts,
-                                     self.suppressions, self.audit, self.models) for s in repo.ddl()]
         with self.db.tx() as conn:
-            for statement in statements:
+            claim_database(conn, self.path)
+            super().ensure_schema()
+            for statement in self.predictions.ddl():
                 conn.execute(statement)
-
-    @contextlib.contextmanager
-    def transaction(self):
-        with self.db.tx():
-            yield
-
-    def purge_expired(self, now):
-        cutoffs = self.retention.cutoffs(now)
-        with self.db.tx():
-            removed = {
-                "prediction_logs": self.predictions.purge_before(cutoffs["prediction_logs"]),
-                "monitoring_records": self.records.purge_before(cutoffs["monitoring_records"]),
-                "monitoring_audit_logs": self.audit.purge_before(cutoffs["monitoring_audit_logs"]),
-                "alerts": self.alerts.purge_before(cutoffs["alerts"]),
-            }
-        return base.PurgeReport(removed)
-
-    def index_names(self):
-        with self.db.tx(write=False) as conn:
-            rows = conn.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'index'").fetchall()
-        names: dict[str, list[str]] = {}
-        for table, name in rows:
-            names.setdefault(table, []).append(name)
-        return {table: sorted(found) for table, found in names.items()}
-
-    def close(self):
-        self.db.close()

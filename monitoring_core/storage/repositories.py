@@ -1,0 +1,459 @@
+"""The document collections, written once over a :class:`~.driver.Driver`.
+
+Each repository declares its collection (fields that queries use, indexes) and its named
+operations; both backends run exactly this code. Adding a collection means adding one
+class here (a :class:`~.driver.Collection` declaration plus its operations) and listing it
+in :data:`DOCUMENT_REPOSITORIES`.
+
+Conventions: time ranges are half-open ``[start, end)``; lists are newest first; a
+document is validated before anything is written (``InvalidInput``); a duplicate id raises
+``Conflict`` and writes nothing; a stored document that no longer parses raises
+``StoreDamaged`` naming the collection and id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .. import clock
+from ..errors import Conflict, InvalidInput, NotFound, StoreDamaged, StoreUnavailable
+from ..models.alerts import Alert, AlertSuppression
+from ..models.audit import AuditEntry
+from ..models.baseline import DriftSnapshot
+from ..models.common import Severity
+from ..models.incidents import Incident, IncidentStatus
+from ..models.record import MonitoringRecord
+from ..models.registry import RegisteredModel
+from .driver import ASC, DESC, Collection, Cond, Driver, DuplicateKey, Field, Index, Query, Row, parse
+
+DocT = TypeVar("DocT", bound=BaseModel)
+
+# Optimistic writes (audit append, model upsert) retry when another writer got in first.
+WRITE_ATTEMPTS = 50
+
+
+def validated(model: type[DocT], doc: Mapping[str, Any] | DocT) -> DocT:
+    """``doc`` as a ``model``; a bad document raises ``InvalidInput`` naming the fields."""
+    if isinstance(doc, model):
+        return doc
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(model.__name__, exc)) from None
+
+
+def describe_validation_error(what: str, exc: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"invalid {what}: {problems}"
+
+
+def newest(time_field: str) -> tuple[tuple[str, int], ...]:
+    return ((time_field, DESC),)
+
+
+def is_in(path: str, values: Sequence[Any] | None) -> tuple[Cond, ...]:
+    return () if not values else (Cond(path, "in", [str(v) for v in values]),)
+
+
+def time_range(path: str, start: datetime | None, end: datetime | None) -> tuple[Cond, ...]:
+    """Conditions of the half-open range ``[start, end)`` (a missing bound is open)."""
+    return tuple(Cond(path, op, v) for op, v in ((">=", start), ("<", end)) if v is not None)
+
+
+class Repository(Generic[DocT]):
+    """Reading a declared collection through the driver."""
+
+    collection: ClassVar[Collection]
+
+    def __init__(self, driver: Driver):
+        self.driver = driver
+
+    def _parse(self, row: Row) -> DocT:
+        return parse(self.collection, row)
+
+    def _select(self, *where: Cond, order: tuple[tuple[str, int], ...] = (), limit: int | None = None) -> list[DocT]:
+        rows = self.driver.query(self.collection, Query(tuple(where), order, limit))
+        return [self._parse(row) for row in rows]
+
+    def _first(self, *where: Cond, order: tuple[tuple[str, int], ...] = ()) -> DocT | None:
+        found = self._select(*where, order=order, limit=1)
+        return found[0] if found else None
+
+    def find(self, doc_id: Any) -> DocT | None:
+        """The document with this id, or None."""
+        row = self.driver.load(self.collection, doc_id)
+        return None if row is None else self._parse(row)
+
+    def get(self, doc_id: Any) -> DocT:
+        """The document with this id; ``NotFound`` otherwise."""
+        doc = self.find(doc_id)
+        if doc is None:
+            raise NotFound(f"no {self.collection.model.__name__} with {self.collection.id_field} {doc_id!r}")
+        return doc
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete what retention removes: documents whose TTL field is before ``cutoff``
+        (and that match the TTL index's partial filter)."""
+        index = self.collection.ttl_index
+        if index is None:
+            raise TypeError(f"{self.collection.name} has no retention period")
+        return self.driver.delete(self.collection, (Cond(index.keys[0][0], "<", cutoff), *index.where))
+
+
+class DocumentRepository(Repository[DocT]):
+    """Insert and compare-and-set update on top of reading."""
+
+    def insert(self, doc: Mapping[str, Any] | DocT) -> DocT:
+        """Store a new document; ``Conflict`` if its id exists (nothing is written)."""
+        doc = validated(self.collection.model, doc)
+        try:
+            self.driver.insert(self.collection, doc)
+        except DuplicateKey as exc:
+            raise self._refused(doc, exc) from None
+        return doc
+
+    def update(self, doc_id: Any, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None) -> DocT:
+        """Apply ``changes`` (top-level fields) atomically and return the new document.
+
+        ``expect`` maps top-level fields to the values they must hold now (for example
+        ``{"status": "open"}``); if one differs, or the document changes between reading
+        and writing, ``Conflict`` is raised and nothing is written, so two users cannot
+        both make the same transition.
+        """
+        row = self.driver.load(self.collection, doc_id)
+        if row is None:
+            raise NotFound(f"no {self.collection.model.__name__} with {self.collection.id_field} {doc_id!r}")
+        current = self._parse(row)
+        for name, wanted in (expect or {}).items():
+            if getattr(current, name) != wanted:
+                raise Conflict(f"{self.collection.model.__name__} {doc_id!r} has {name}={getattr(current, name)!s}, "
+                               f"expected {wanted!s}; it was changed by someone else — reload and try again")
+        updated = self._merged(current, dict(changes))
+        self._replace(updated, row.rev)
+        return updated
+
+    def _replace(self, doc: DocT, rev: int) -> None:
+        try:
+            replaced = self.driver.replace(self.collection, doc, rev)
+        except DuplicateKey as exc:
+            raise self._refused(doc, exc) from None
+        if not replaced:
+            raise Conflict(f"{self.collection.model.__name__} {getattr(doc, self.collection.id_field)!r} was changed "
+                           "by someone else meanwhile; reload and try again")
+
+    def _merged(self, current: DocT, changes: dict[str, Any]) -> DocT:
+        model, id_field = self.collection.model, self.collection.id_field
+        unknown = set(changes) - set(model.model_fields)
+        if unknown:
+            raise InvalidInput(f"unknown {model.__name__} field(s): {sorted(unknown)}")
+        if id_field in changes and changes[id_field] != getattr(current, id_field):
+            raise InvalidInput(f"{id_field} cannot be changed")
+        return validated(model, {**current.model_dump(), **changes})
+
+    def _refused(self, doc: DocT, exc: DuplicateKey) -> Conflict:
+        """The message for a write a unique index refused (collections with a unique
+        index besides the id override this to say which rule)."""
+        what, id_field = self.collection.model.__name__, self.collection.id_field
+        if exc.on_id:
+            return Conflict(f"a {what} with {id_field} {getattr(doc, id_field)!r} already exists; nothing was written")
+        return Conflict(f"{what} refused by a unique index of {self.collection.name}; nothing was written")
+
+
+class Baselines(DocumentRepository[DriftSnapshot]):
+    """``drift_snapshots``. At most one snapshot per model is active: a unique partial
+    index enforces it on both backends, whatever the code above does."""
+
+    collection = Collection(
+        "drift_snapshots", DriftSnapshot, "snapshot_id",
+        fields=(Field("model_id"), Field("is_active", "bool"), Field("created_at", "time")),
+        indexes=(
+            Index((("model_id", ASC), ("is_active", ASC))),
+            Index((("model_id", ASC),), unique=True, where=(Cond("is_active", "==", True),),
+                  name="one_active_per_model"),
+        ))
+
+    def _refused(self, doc, exc):
+        if exc.on_id:
+            return super()._refused(doc, exc)
+        return Conflict(f"model {doc.model_id!r} already has an active baseline; insert this one inactive and "
+                        "activate it")
+
+    def active(self, model_id: str) -> DriftSnapshot | None:
+        return self._first(Cond("model_id", "==", model_id), Cond("is_active", "==", True))
+
+    def list(self, model_id: str | None = None) -> list[DriftSnapshot]:
+        """Snapshots, newest first."""
+        return self._select(*([Cond("model_id", "==", model_id)] if model_id else []), order=newest("created_at"))
+
+    def activate(self, snapshot_id: str, at: datetime) -> DriftSnapshot:
+        """Make this snapshot the model's active one, archiving the previous one at ``at``.
+
+        Every write is revision-checked and the unique partial index never lets two
+        snapshots be active. On SQLite the whole step is one transaction; on MongoDB a
+        failed final write restores the snapshots archived just before (see
+        :mod:`.mongo`), so a caller sees either the old or the new active baseline.
+        """
+        with self.driver.atomic():
+            row = self.driver.load(self.collection, snapshot_id)
+            if row is None:
+                raise NotFound(f"no baseline {snapshot_id!r}")
+            target = self._parse(row)
+            archived: list[tuple[DriftSnapshot, int]] = []
+            for other in self.driver.query(self.collection, Query((Cond("model_id", "==", target.model_id),
+                                                                   Cond("is_active", "==", True)))):
+                if other.id == snapshot_id:
+                    continue
+                current = self._parse(other)
+                self._replace(current.model_copy(update={"is_active": False, "archived_at": at}), other.rev)
+                archived.append((current, other.rev + 1))
+            activated = validated(DriftSnapshot, {**target.model_dump(), "is_active": True, "archived_at": None})
+            try:
+                self._replace(activated, row.rev)
+            except Conflict:
+                self._restore(archived)
+                raise
+        return activated
+
+    def _restore(self, archived: list[tuple[DriftSnapshot, int]]) -> None:
+        for snapshot, rev in archived:
+            try:
+                self.driver.replace(self.collection, snapshot, rev)
+            except DuplicateKey:
+                pass  # another activation won meanwhile: its snapshot stays the active one
+
+
+class Records(DocumentRepository[MonitoringRecord]):
+    """``monitoring_records``: one per analysis run."""
+
+    collection = Collection(
+        "monitoring_records", MonitoringRecord, "record_id",
+        fields=(Field("model_id"), Field("timestamp", "time"), Field("max_severity"),
+                Field("analysis_period.start", "time"), Field("analysis_period.end", "time")),
+        indexes=(
+            Index((("model_id", ASC), ("timestamp", DESC))),
+            Index((("max_severity", ASC), ("timestamp", DESC))),
+            Index((("analysis_period.start", ASC), ("analysis_period.end", ASC))),
+            Index((("timestamp", ASC),), ttl="monitoring_records", name="ttl_timestamp"),
+        ))
+
+    def list(self, model_id: str, start: datetime | None = None, end: datetime | None = None,
+             limit: int | None = None) -> list[MonitoringRecord]:
+        """Records by run ``timestamp`` in ``[start, end)``, newest first."""
+        return self._select(Cond("model_id", "==", model_id), *time_range("timestamp", start, end),
+                            order=newest("timestamp"), limit=limit)
+
+    def latest(self, model_id: str) -> MonitoringRecord | None:
+        records = self.list(model_id, limit=1)
+        return records[0] if records else None
+
+
+def listing(model_id: str | None, statuses: Sequence[str] | None, severities: Sequence[str] | None,
+            since: datetime | None) -> tuple[Cond, ...]:
+    """Filters of the incident and alert lists."""
+    return ((*([Cond("model_id", "==", model_id)] if model_id else []), *is_in("status", statuses),
+             *is_in("severity", severities), *time_range("created_at", since, None)))
+
+
+class Incidents(DocumentRepository[Incident]):
+    collection = Collection(
+        "incidents", Incident, "incident_id",
+        fields=(Field("model_id"), Field("severity"), Field("status"), Field("assigned_to"),
+                Field("created_at", "time"), Field("metrics_triggered.metric_name", "tags")),
+        indexes=(
+            Index((("status", ASC), ("severity", ASC), ("created_at", DESC))),
+            Index((("model_id", ASC), ("created_at", DESC))),
+            Index((("assigned_to", ASC), ("status", ASC))),
+            Index((("model_id", ASC), ("metrics_triggered.metric_name", ASC))),
+        ))
+
+    def list(self, model_id: str | None = None, statuses: Sequence[str] | None = None,
+             severities: Sequence[str] | None = None, since: datetime | None = None,
+             limit: int | None = None) -> list[Incident]:
+        """Incidents by ``created_at``, newest first."""
+        return self._select(*listing(model_id, statuses, severities, since), order=newest("created_at"), limit=limit)
+
+    def open_for(self, model_id: str, metric_name: str) -> Incident | None:
+        """The newest open or investigating incident of the model that names ``metric_name``."""
+        return self._first(Cond("model_id", "==", model_id), Cond("metrics_triggered.metric_name", "has", metric_name),
+                           *is_in("status", [IncidentStatus.OPEN, IncidentStatus.INVESTIGATING]),
+                           order=newest("created_at"))
+
+
+class Alerts(DocumentRepository[Alert]):
+    collection = Collection(
+        "alerts", Alert, "alert_id",
+        fields=(Field("incident_id"), Field("model_id"), Field("metric_name"), Field("severity"), Field("status"),
+                Field("created_at", "time")),
+        indexes=(
+            Index((("incident_id", ASC),)),
+            Index((("model_id", ASC), ("metric_name", ASC), ("severity", ASC), ("created_at", DESC))),
+            Index((("status", ASC), ("severity", ASC), ("created_at", DESC))),
+            # Retention spares CRITICAL alerts. Partial indexes accept neither != nor
+            # (before MongoDB 6) "in", but "INFO" and "WARNING" both sort after "CRITICAL".
+            Index((("created_at", ASC),), where=(Cond("severity", ">", Severity.CRITICAL.value),), ttl="alerts",
+                  name="ttl_created_at_noncritical"),
+        ))
+
+    def list(self, model_id: str | None = None, statuses: Sequence[str] | None = None,
+             severities: Sequence[str] | None = None, since: datetime | None = None,
+             limit: int | None = None) -> list[Alert]:
+        """Alerts by ``created_at``, newest first."""
+        return self._select(*listing(model_id, statuses, severities, since), order=newest("created_at"), limit=limit)
+
+    def recent(self, model_id: str, metric_name: str, severity: str, since: datetime) -> Alert | None:
+        """The newest alert for the same model, metric and severity created at or after
+        ``since`` (deduplication)."""
+        return self._first(Cond("model_id", "==", model_id), Cond("metric_name", "==", metric_name),
+                           Cond("severity", "==", str(severity)), *time_range("created_at", since, None),
+                           order=newest("created_at"))
+
+
+class Suppressions(DocumentRepository[AlertSuppression]):
+    collection = Collection(
+        "alert_suppressions", AlertSuppression, "suppression_id",
+        fields=(Field("model_id"), Field("start_time", "time"), Field("end_time", "time")),
+        indexes=(
+            Index((("model_id", ASC), ("start_time", ASC), ("end_time", ASC))),
+            Index((("end_time", ASC),)),
+        ))
+
+    def active(self, model_id: str, at: datetime) -> list[AlertSuppression]:
+        """Rules of the model in force at ``at`` (``start_time <= at < end_time``)."""
+        return self._select(Cond("model_id", "==", model_id), Cond("start_time", "<=", at),
+                            Cond("end_time", ">", at), order=newest("start_time"))
+
+    def list(self, model_id: str | None = None, include_expired: bool = True,
+             at: datetime | None = None) -> list[AlertSuppression]:
+        """Rules by ``start_time``, newest first; ``include_expired=False`` keeps those
+        whose ``end_time`` is after ``at`` (default: now)."""
+        where = [Cond("model_id", "==", model_id)] if model_id else []
+        if not include_expired:
+            where.append(Cond("end_time", ">", at or clock.now()))
+        return self._select(*where, order=newest("start_time"))
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """The last stored audit entry's link: enough to append after it even when its
+    document is damaged."""
+
+    seq: int
+    hash: str | None
+
+
+@dataclass(frozen=True)
+class DamagedEntry:
+    """An audit entry whose stored document cannot be read back."""
+
+    seq: int
+    hash: str | None
+    reason: str
+
+
+Sealer = Callable[[AuditEntry, ChainTip | None], AuditEntry]
+
+
+class AuditLog(Repository[AuditEntry]):
+    """``monitoring_audit_logs``: append-only, keyed by ``seq``. Two writers that read the
+    same tip race for the same id; one wins and the other reads the new tip and seals
+    again (on SQLite the append is one write transaction, so that never happens)."""
+
+    collection = Collection(
+        "monitoring_audit_logs", AuditEntry, "seq", id_kind="int", append_only=True,
+        fields=(Field("event_type"), Field("timestamp", "time"), Field("target.model_id"), Field("actor.user_id"),
+                Field("hash")),
+        indexes=(
+            Index((("event_type", ASC), ("timestamp", DESC))),
+            Index((("target.model_id", ASC), ("timestamp", DESC))),
+            Index((("actor.user_id", ASC), ("timestamp", DESC))),
+            Index((("timestamp", ASC),), ttl="monitoring_audit_logs", name="ttl_timestamp"),
+        ))
+
+    def append(self, entry: AuditEntry, seal: Sealer) -> AuditEntry:
+        """Append atomically: ``seal(entry, tip)`` sets seq/prev_hash/hash from the last
+        stored entry, and no other writer can slip in between."""
+        for _ in range(WRITE_ATTEMPTS):
+            with self.driver.atomic():
+                sealed = seal(entry, self.tip())
+                try:
+                    self.driver.insert(self.collection, sealed)
+                except DuplicateKey:
+                    continue
+            return sealed
+        raise StoreUnavailable("could not append to the audit log: too many concurrent writers")
+
+    def tip(self) -> ChainTip | None:
+        """The last entry's seq and hash, read without parsing its document."""
+        rows = self.driver.query(self.collection, Query(order=(("seq", DESC),), limit=1))
+        return ChainTip(rows[0].id, rows[0].fields.get("hash")) if rows else None
+
+    def last(self) -> AuditEntry | None:
+        rows = self.driver.query(self.collection, Query(order=(("seq", DESC),), limit=1))
+        return self._parse(rows[0]) if rows else None
+
+    def list(self, start: datetime | None = None, end: datetime | None = None,
+             event_types: Sequence[str] | None = None, model_id: str | None = None,
+             user_id: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """Entries by ``seq``, newest first."""
+        where = [*time_range("timestamp", start, end), *is_in("event_type", event_types)]
+        where += [Cond(path, "==", value) for path, value in (("target.model_id", model_id),
+                                                               ("actor.user_id", user_id)) if value]
+        return self._select(*where, order=(("seq", DESC),), limit=limit)
+
+    def iter_chain(self, batch_size: int = 5000) -> Iterator[AuditEntry | DamagedEntry]:
+        """Every entry in ``seq`` order (for verifying the chain); an entry that cannot be
+        read back comes as a :class:`DamagedEntry` instead of stopping the walk."""
+        after = 0
+        while True:
+            rows = self.driver.query(self.collection, Query((Cond("seq", ">", after),), (("seq", ASC),), batch_size))
+            if not rows:
+                return
+            for row in rows:
+                try:
+                    yield self._parse(row)
+                except StoreDamaged as exc:
+                    yield DamagedEntry(row.id, row.fields.get("hash"), str(exc))
+            after = rows[-1].id
+
+
+class Models(Repository[RegisteredModel]):
+    """The model registry: risk level, positive class and monitoring settings per model."""
+
+    collection = Collection("models", RegisteredModel, "model_id")
+
+    def upsert(self, model: Mapping[str, Any] | RegisteredModel) -> RegisteredModel:
+        model = validated(RegisteredModel, model)
+        for _ in range(WRITE_ATTEMPTS):
+            row = self.driver.load(self.collection, model.model_id)
+            try:
+                if row is None:
+                    self.driver.insert(self.collection, model)
+                    return model
+            except DuplicateKey:
+                continue  # registered meanwhile: replace it below on the next attempt
+            if self.driver.replace(self.collection, model, row.rev):
+                return model
+        raise StoreUnavailable(f"could not save model {model.model_id!r}: too many concurrent writers")
+
+    def get(self, model_id: str) -> RegisteredModel:
+        model = self.find(model_id)
+        if model is None:
+            raise NotFound(f"model {model_id!r} is not registered")
+        return model
+
+    def list(self) -> list[RegisteredModel]:
+        return self._select(order=(("model_id", ASC),))
+
+
+#: The document collections of every store, by the attribute that holds them.
+DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
+    "baselines": Baselines, "records": Records, "incidents": Incidents, "alerts": Alerts,
+    "suppressions": Suppressions, "audit": AuditLog, "models": Models,
+}
