@@ -142,6 +142,9 @@ def main(argv=None) -> None:
         features_only = [c for c in columns if c.startswith(col.FEATURE_PREFIX)] + [col.TIMESTAMP]
         _, features_s = timed("read the window: features + timestamp only",
                               lambda: store.predictions.window("bench", START, end, features_only))
+        # Lookups that must not grow with the data: one segment for find, metadata for summary.
+        _, summary_s = timed("summary (counts, span, versions)", lambda: store.predictions.summary("bench"))
+        _, find_s = timed("find one prediction by id", lambda: store.predictions.find(f"p{args.rows // 2:09d}"))
         store.close()
         ref_write_s, ref_read_s = reference_row_store(folder, frame, columns)
 
@@ -152,6 +155,7 @@ def main(argv=None) -> None:
     print(f"  read {args.rows:,} x {len(columns)} columns:  {read_s:>10.2f} s "
           f"(target < 5 s; reference row table {ref_read_s:.2f} s: {ref_read_s / read_s:.1f}x slower)")
     print(f"  read features only:               {features_s:>10.2f} s")
+    print(f"  summary / find one prediction:    {summary_s * 1000:>8.1f} ms / {find_s * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

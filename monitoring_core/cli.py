@@ -72,13 +72,19 @@ def cmd_status(args) -> int:
     models = store.predictions.model_ids()
     if not models:
         print("no predictions yet (python -m monitoring_core seed-demo adds two demo models)")
+    damaged = 0
     for model_id in models:
         summary = store.predictions.summary(model_id)
         baseline = store.baselines.active(model_id)
         print(f"- {model_id}: {summary.count} predictions ({summary.labelled} labelled), "
               f"{summary.first:%Y-%m-%d} .. {summary.last:%Y-%m-%d}, versions {', '.join(summary.model_versions)}; "
               f"active baseline: {baseline.snapshot_id if baseline else 'none'}")
-    return 0
+        problems = store.predictions.check(model_id)
+        for problem in problems:
+            print(f"  DAMAGED: {problem}")
+        damaged += len(problems)
+    # Like verify-audit: a store that cannot read back what it holds is not a clean status.
+    return 1 if damaged else 0
 
 
 def cmd_purge(args) -> int:

@@ -527,29 +527,6 @@ def test_embedded_store_reports_a_read_only_file_and_still_reads(tmp_path):
             subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
-def _write_from_another_process(path: str, start_id: int) -> int:
-    store = SqliteStore(path)
-    total = 0
-    for start in range(0, 400, 20):
-        total += store.predictions.insert_frame(prediction_frame(20, start_id=start_id + start)).inserted
-    store.close()
-    return total
-
-
-def test_embedded_store_takes_two_writer_processes(tmp_path):
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
-
-    path = tmp_path / "fw.db"
-    SqliteStore(path).ensure_schema()
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        written = list(pool.map(_write_from_another_process, [str(path)] * 2, [0, 10_000]))
-    assert written == [400, 400]
-    store = SqliteStore(path)
-    window = store.predictions.window("loan", NOW - timedelta(days=30), NOW + timedelta(days=30), [col.PREDICTION_ID])
-    assert len(window) == 800 and window[col.PREDICTION_ID].is_unique
-
-
 def test_mongodb_indexes_carry_ttl_and_the_partial_rules():
     import mongomock
 

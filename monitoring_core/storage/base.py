@@ -123,6 +123,14 @@ class PredictionRepository(abc.ABC):
     def summary(self, model_id: str) -> PredictionSummary:
         """Counts and time span of a model's predictions."""
 
+    def check(self, model_id: str) -> list[str]:
+        """What of the model's stored predictions cannot be read back, one message per damaged
+        part (empty when everything is readable). Reads everything: for ``status``, not pages.
+
+        Only the embedded store keeps its own encoded blobs; MongoDB checks its documents itself.
+        """
+        return []
+
     @abc.abstractmethod
     def model_ids(self) -> list[str]:
         """Models that have predictions, sorted."""
