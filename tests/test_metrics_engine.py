@@ -129,13 +129,15 @@ def test_fairness_values_match_the_low_level_functions(stable_window, stable_rec
         groups = stable_window[col.protected(attribute)]
         fairness = stable_record.metrics.fairness_drift
         assert fairness.demographic_parity.by_attribute[attribute].value == pytest.approx(
-            demographic_parity_difference(y_pred, groups, "approve", min_group_size=30), abs=1e-12)
+            demographic_parity_difference(None, y_pred, sensitive_features=groups, pos_label="approve",
+                                          min_group_size=30), abs=1e-12)
         assert fairness.disparate_impact.by_attribute[attribute].value == pytest.approx(
-            disparate_impact_ratio(y_pred, groups, "approve", min_group_size=30), abs=1e-12)
+            disparate_impact_ratio(None, y_pred, sensitive_features=groups, pos_label="approve", min_group_size=30),
+            abs=1e-12)
         labelled = y_true.notna()
         assert fairness.equal_opportunity.by_attribute[attribute].value == pytest.approx(
-            equal_opportunity_difference(y_true[labelled], y_pred[labelled], groups[labelled], "approve",
-                                         min_group_size=30), abs=1e-12)
+            equal_opportunity_difference(y_true[labelled], y_pred[labelled], sensitive_features=groups[labelled],
+                                         pos_label="approve", min_group_size=30), abs=1e-12)
 
 
 def test_a_stable_window_raises_no_drift_alarm(stable_record):
