@@ -407,8 +407,9 @@ def test_a_baseline_needs_the_positive_class_in_its_data(reference):
 
 # -- corrupted cells: counted, each in its place --------------------------------------------
 
-JUNK = st.sampled_from(["junk", "", None, np.nan, np.inf, -np.inf, True, 7, -1e300, "approve", "3.5", [1, 2],
-                        {"a": 1}, b"3", ("t",), np.float32(0.5)])
+EVERY_JUNK = ["junk", "", None, np.nan, np.inf, -np.inf, True, 7, -1e300, "approve", "3.5", [1, 2], {"a": 1}, b"3",
+              ("t",), np.float32(0.5)]
+JUNK = st.sampled_from(EVERY_JUNK)
 NUMERICAL, CATEGORICAL = ("income", "age"), {"purpose": False, "has_car": True}
 
 
@@ -445,7 +446,9 @@ def test_corrupted_cells_are_counted_where_they_are(baseline, corruptions):
     """Lists, dicts, bytes, tuples, booleans, text, infinities in every column: each bad cell
     is counted once in its place, and no metric is lost to an exception."""
     window = make_frame(400, seed=6).astype(object)
-    for row, column, junk in corruptions:
+    every_kind_everywhere = [(17 * column + i, column, junk) for column in range(16)
+                             for i, junk in enumerate(EVERY_JUNK)]
+    for row, column, junk in every_kind_everywhere + corruptions:
         window.iat[row, column] = junk
     record = compute_metrics(window, baseline, CONFIG)
     quality = record.metrics.data_quality
