@@ -27,9 +27,9 @@ import pandas as pd
 from ..clock import now
 from ..errors import InvalidInput
 from ..models import columns as col
+from ..models import metric_registry as reg
 from ..models.baseline import DriftSnapshot, FeatureDistribution
 from ..models.common import Severity
-from ..models import metric_registry as reg
 from ..models.metric_registry import CATEGORIES, DATA, EXPLANATION, FAIRNESS, MODEL, Scope, metrics_of
 from ..models.record import (
     AccuracyDrop,
@@ -521,7 +521,8 @@ def _entropy_change(window, baseline: DriftSnapshot, config, threshold) -> tuple
     return judged(EntropyChange, output_entropy_change(reference, reading.mean), threshold, **fields), invalid
 
 
-def _volatility(window, outputs: Outputs, config, threshold, label_problem: LabelProblem | None) -> PredictionVolatility:
+def _volatility(window, outputs: Outputs, config, threshold,
+                label_problem: LabelProblem | None) -> PredictionVolatility:
     if col.TIMESTAMP not in window.columns:
         return unavailable(PredictionVolatility, Reason.NO_TIMESTAMPS, threshold,
                            f"the window has no column {col.TIMESTAMP!r}")

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..models import columns as col
-from .labels import Outputs, encode_outputs
 from .explanation import mean_abs
+from .labels import Outputs, encode_outputs
 from .model import row_entropy, valid_probability_rows
 from .quality import parse_numbers
 

@@ -40,6 +40,7 @@ from ..models.baseline import (
     OutputEntropy,
     ShapDistribution,
 )
+from ..models.metric_registry import DEMOGRAPHIC_PARITY
 from ..models.thresholds import MonitoringConfig
 from .binning import QUANTILE_GRID_SIZE, quantile_bin_edges, quantile_grid, quantiles_of_sorted
 from .drift import category_frequencies, numeric_proportions, wasserstein_to_grid
@@ -184,7 +185,7 @@ def _fairness_baselines(frame: pd.DataFrame, outputs, config: MonitoringConfig) 
         result[attribute] = AttributeFairness(
             **{metric: gap.value for metric, gap in gaps.items()},
             group_metrics=group_metrics,
-            insufficient_groups=sorted(set(gaps["demographic_parity"].insufficient)),
+            insufficient_groups=sorted(set(gaps[DEMOGRAPHIC_PARITY.name].insufficient)),
         )
     return result
 

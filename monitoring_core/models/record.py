@@ -19,6 +19,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, create_model, model_validator
 
 from ..clock import now
+from . import metric_registry as reg
 from .common import Document, Part, Severity, UtcDatetime, finite_or_none, new_id
 from .incidents import TriggeredMetric
 from .metric_registry import AGGREGATED_SCORE, CATEGORIES, Category, MetricSpec, Scope, item_name, metrics_of
@@ -142,9 +143,9 @@ class TopFeaturesChange(MetricValue):
 _VALUE_TYPES: dict[Scope, type[MetricValue]] = {
     Scope.WORST_FEATURE: WorstFeatureMetric, Scope.ATTRIBUTE: FairnessMetric, Scope.MODEL: MetricValue}
 _SPECIAL_VALUE_TYPES: dict[str, type[MetricValue]] = {
-    "prediction_distribution_shift": PredictionShift, "accuracy_drop": AccuracyDrop,
-    "output_entropy_change": EntropyChange, "prediction_volatility": PredictionVolatility,
-    "top_features_change": TopFeaturesChange}
+    reg.PREDICTION_DISTRIBUTION_SHIFT.name: PredictionShift, reg.ACCURACY_DROP.name: AccuracyDrop,
+    reg.OUTPUT_ENTROPY_CHANGE.name: EntropyChange, reg.PREDICTION_VOLATILITY.name: PredictionVolatility,
+    reg.TOP_FEATURES_CHANGE.name: TopFeaturesChange}
 
 
 def _field(spec: MetricSpec) -> tuple:
