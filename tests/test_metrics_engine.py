@@ -545,3 +545,19 @@ def test_required_columns(baseline):
     names = required_columns(baseline, CONFIG)
     assert col.feature("income") in names and col.protected("gender") in names
     assert col.explanation("age") in names and col.probability("approve") in names and col.TIMESTAMP in names
+
+
+@pytest.mark.parametrize("repeat", [1, 3000])  # 3000: text repeating few values takes the per-distinct-value path
+@pytest.mark.parametrize("blank_is_missing", [False, True])
+def test_the_numeric_converter_classifies_every_cell(repeat, blank_is_missing):
+    from monitoring_core.metrics.quality import parse_numbers
+
+    text = pd.Series(["1.5", " ", "x", None, "-inf", ""] * repeat, dtype=object)
+    parsed = parse_numbers(text, blank_is_missing=blank_is_missing)
+    np.testing.assert_array_equal(parsed.values[:6], [1.5, np.nan, np.nan, np.nan, -np.inf, np.nan])
+    assert parsed.missing[:6].tolist() == [False, blank_is_missing, False, True, False, blank_is_missing]
+    assert parsed.not_number[:6].tolist() == [False, not blank_is_missing, True, False, False, not blank_is_missing]
+    assert parsed.as_text == 2 * repeat
+    mixed = parse_numbers(pd.Series([2, "2", True, b"2", [2], {"v": 2}, ("2",), np.float32(2), None], dtype=object))
+    assert mixed.not_number.tolist() == [False, False, True, True, True, True, True, False, False]
+    assert (mixed.as_text, int(mixed.missing.sum())) == (1, 1)

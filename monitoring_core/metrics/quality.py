@@ -103,12 +103,33 @@ def parse_numbers(series: pd.Series, *, blank_is_missing: bool = False) -> Parse
 
 
 def _parse_text(series: pd.Series, blank_is_missing: bool) -> ParsedNumbers:
-    """Every present cell is a string: parse each distinct value once."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    text = pd.Series(uniques, dtype=object)
-    parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    blank = (text.str.strip() == "").to_numpy(dtype=bool) if blank_is_missing else np.zeros(len(text), dtype=bool)
-    return _gather(codes, parsed, blank, np.isnan(parsed) & ~blank, ~np.isnan(parsed))
+    """Every present cell is a string. Text that repeats a handful of values (categories) is
+    parsed once per distinct value: failing to parse is what makes ``to_numeric`` slow."""
+    if _few_distinct(series):
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        text = pd.Series(uniques, dtype=object)
+        parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        blank = _blank_text(text, np.isnan(parsed)) if blank_is_missing else np.zeros(len(text), dtype=bool)
+        return _gather(codes, parsed, blank, np.isnan(parsed) & ~blank, ~np.isnan(parsed))
+    values = pd.to_numeric(series.astype(object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    unparsed = np.isnan(values)
+    missing = series.isna().to_numpy()
+    if blank_is_missing:
+        missing = missing | _blank_text(series, unparsed & ~missing)
+    return ParsedNumbers(values, missing, unparsed & ~missing, int((~unparsed).sum()))
+
+
+def _few_distinct(series: pd.Series, sample: int = 10_000) -> bool:
+    head = series.iloc[:sample]
+    return len(series) > sample and head.nunique() < sample // 10
+
+
+def _blank_text(text: pd.Series, candidates: np.ndarray) -> np.ndarray:
+    """Which of the ``candidates`` cells hold only whitespace (an empty CSV cell)."""
+    blank = np.zeros(len(text), dtype=bool)
+    if candidates.any():
+        blank[candidates] = (text[candidates].astype(str).str.strip() == "").to_numpy(dtype=bool)
+    return blank
 
 
 def _parse_objects(objects: pd.Series, blank_is_missing: bool) -> ParsedNumbers:
