@@ -70,3 +70,25 @@ def test_before_the_drift_and_for_the_healthy_model_all_is_quiet(seeded):
     data_breaches = [b for b in before.breaches() if b.metric_name.startswith(("psi", "kl", "wasserstein"))]
     assert data_breaches == []
     assert not [b for b in before.breaches() if b.metric_name.startswith(("demographic_parity", "disparate_impact"))]
+
+
+@pytest.mark.parametrize("label", ["Approve", "approve "])
+def test_a_positive_class_the_data_does_not_have_is_named_never_a_silent_zero(seeded, label):
+    """The demo's loan model configured with "Approve": demographic parity used to read 0.0
+    (INFO) where the truth is about 0.15 (CRITICAL)."""
+    store, _ = seeded
+    baseline = store.baselines.active("loan-approval")
+    config = store.models.get("loan-approval").monitoring.model_copy(update={"positive_label": label})
+    start = END - timedelta(days=7)
+    window = store.predictions.window("loan-approval", start, END, required_columns(baseline, config))
+    record = compute_metrics(window, baseline, config, period_start=start, period_end=END)
+    fairness = record.metrics.fairness_drift
+    expected = (f"positive class {label!r} not among the classes seen (window predictions and labels, baseline) "
+                "['approve', 'reject']; did you mean 'approve'?")
+    for metric in (fairness.demographic_parity, fairness.equal_opportunity, fairness.disparate_impact):
+        assert metric.value is None and metric.reason == "unknown_positive_class"
+        assert metric.by_attribute["gender"].detail == expected
+    accuracy = record.metrics.model_drift.accuracy_drop
+    assert accuracy.reason == "unknown_positive_class" and accuracy.detail == expected
+    assert not [b for b in record.breaches() if b.metric_name.startswith("demographic_parity")]
+    assert record.category_scores.get("fairness") is None  # unavailable, not a score of 0

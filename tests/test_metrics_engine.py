@@ -129,13 +129,15 @@ def test_fairness_values_match_the_low_level_functions(stable_window, stable_rec
         groups = stable_window[col.protected(attribute)]
         fairness = stable_record.metrics.fairness_drift
         assert fairness.demographic_parity.by_attribute[attribute].value == pytest.approx(
-            demographic_parity_difference(y_pred, groups, "approve", min_group_size=30), abs=1e-12)
+            demographic_parity_difference(None, y_pred, sensitive_features=groups, pos_label="approve",
+                                          min_group_size=30), abs=1e-12)
         assert fairness.disparate_impact.by_attribute[attribute].value == pytest.approx(
-            disparate_impact_ratio(y_pred, groups, "approve", min_group_size=30), abs=1e-12)
+            disparate_impact_ratio(None, y_pred, sensitive_features=groups, pos_label="approve", min_group_size=30),
+            abs=1e-12)
         labelled = y_true.notna()
         assert fairness.equal_opportunity.by_attribute[attribute].value == pytest.approx(
-            equal_opportunity_difference(y_true[labelled], y_pred[labelled], groups[labelled], "approve",
-                                         min_group_size=30), abs=1e-12)
+            equal_opportunity_difference(y_true[labelled], y_pred[labelled], sensitive_features=groups[labelled],
+                                         pos_label="approve", min_group_size=30), abs=1e-12)
 
 
 def test_a_stable_window_raises_no_drift_alarm(stable_record):
@@ -361,19 +363,122 @@ def test_a_window_that_is_not_a_dataframe_is_a_clear_error(baseline):
         compute_metrics([{"a": 1}], baseline, CONFIG)
 
 
-JUNK = st.sampled_from(["junk", "", None, np.nan, np.inf, -np.inf, True, 7, -1e300, "approve", "3.5"])
+# -- labels and attributes the data does not have --------------------------------------------
+
+def test_a_missing_protected_attribute_column_is_named(baseline, stable_window):
+    record = compute_metrics(stable_window.drop(columns=[col.protected("gender")]), baseline, CONFIG)
+    for name in ("demographic_parity", "equal_opportunity", "disparate_impact"):
+        gender = getattr(record.metrics.fairness_drift, name).by_attribute["gender"]
+        assert gender.reason is Reason.MISSING_COLUMN
+        assert gender.detail == "the window has no column 'metadata.protected_attributes.gender'"
+        assert getattr(record.metrics.fairness_drift, name).by_attribute["age_group"].available
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+def test_a_positive_class_only_the_baseline_has_is_named(baseline, stable_window):
+    """The window neither predicts nor labels "approve" (a model that rejects everyone, no
+    labels yet): fairness is unavailable and says so; accuracy is not about that class."""
+    window = stable_window.assign(**{col.PREDICTED_CLASS: "reject", col.GROUND_TRUTH: None})
+    record = compute_metrics(window, baseline, CONFIG)
+    dp = record.metrics.fairness_drift.demographic_parity.by_attribute["gender"]
+    assert dp.reason is Reason.NO_POSITIVE_PREDICTIONS
+    assert dp.detail == ("positive class 'approve' is neither predicted nor a label in this window "
+                         "(seen: ['reject']); only the baseline has it")
+    assert record.metrics.model_drift.accuracy_drop.reason is Reason.NO_GROUND_TRUTH
+    assert record.metrics.model_drift.prediction_distribution_shift.severity is Severity.CRITICAL
+
+
+def test_labels_with_trailing_spaces_are_unknown_labels_counted_and_named(baseline, stable_window):
+    window = stable_window.copy()
+    window[col.PREDICTED_CLASS] = window[col.PREDICTED_CLASS] + " "
+    window[col.GROUND_TRUTH] = window[col.GROUND_TRUTH] + " "
+    record = compute_metrics(window, baseline, CONFIG)
+    assert record.metrics.data_quality.unknown_labels == \
+        len(window) + int(stable_window[col.GROUND_TRUTH].notna().sum())
+    dp = record.metrics.fairness_drift.demographic_parity
+    assert dp.reason is Reason.NO_POSITIVE_PREDICTIONS and "seen: ['approve ', 'reject ']" in dp.detail
+
+
+def test_a_baseline_needs_the_positive_class_in_its_data(reference):
+    with pytest.raises(InvalidInput, match="cannot build a baseline: positive class 'Approve' not among the frame's "
+                                           r"predictions and labels \['approve', 'reject'\]; did you mean 'approve'"):
+        build_baseline(reference, CONFIG.model_copy(update={"positive_label": "Approve"}), model_id="m",
+                       model_version="1")
+
+
+# -- corrupted cells: counted, each in its place --------------------------------------------
+
+EVERY_JUNK = ["junk", "", None, np.nan, np.inf, -np.inf, True, 7, -1e300, "approve", "3.5", [1, 2], {"a": 1}, b"3",
+              ("t",), np.float32(0.5)]
+JUNK = st.sampled_from(EVERY_JUNK)
+NUMERICAL, CATEGORICAL = ("income", "age"), {"purpose": False, "has_car": True}
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _number(v) -> float | None:
+    """What a numeric cell holds: a float, or None when it is no number (an oracle for the converter)."""
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _text_number(v) -> bool:
+    return isinstance(v, str) and _number(v) is not None
+
+
+def _fits_category(v, boolean: bool) -> bool:
+    return isinstance(v, str) or (boolean and isinstance(v, (bool, np.bool_)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 399), st.integers(0, 15), JUNK), min_size=1, max_size=60))
-def test_the_engine_never_raises_on_corrupted_cells(baseline, corruptions):
+@given(st.lists(st.tuples(st.integers(0, 399), st.integers(0, 15), JUNK), min_size=1, max_size=80))
+def test_corrupted_cells_are_counted_where_they_are(baseline, corruptions):
+    """Lists, dicts, bytes, tuples, booleans, text, infinities in every column: each bad cell
+    is counted once in its place, and no metric is lost to an exception."""
     window = make_frame(400, seed=6).astype(object)
-    for row, column, junk in corruptions:
+    every_kind_everywhere = [(17 * column + i, column, junk) for column in range(16)
+                             for i, junk in enumerate(EVERY_JUNK)]
+    for row, column, junk in every_kind_everywhere + corruptions:
         window.iat[row, column] = junk
     record = compute_metrics(window, baseline, CONFIG)
+    quality = record.metrics.data_quality
+    cells = {name: window[name].tolist() for name in window.columns}
+
+    for name in NUMERICAL:
+        values = cells[col.feature(name)]
+        present = [v for v in values if not _missing(v)]
+        numbers = [_number(v) for v in present]
+        assert quality.by_feature[name].missing == len(values) - len(present)
+        assert quality.by_feature[name].type_mismatches == sum(
+            x is None or _text_number(v) for v, x in zip(present, numbers))
+        assert quality.by_feature[name].non_finite == sum(x is not None and np.isinf(x) for x in numbers)
+    for name, boolean in CATEGORICAL.items():
+        present = [v for v in cells[col.feature(name)] if not _missing(v)]
+        assert quality.by_feature[name].type_mismatches == sum(not _fits_category(v, boolean) for v in present)
+    attribute_mismatches = sum(not _fits_category(v, False) for a in ("gender", "age_group")
+                               for v in cells[col.protected(a)] if not _missing(v))
+    assert quality.type_mismatches == attribute_mismatches + sum(f.type_mismatches for f in quality.by_feature.values())
+    assert quality.unknown_labels == sum(not _missing(v) and str(v) not in ("approve", "reject")
+                                         for c in (col.PREDICTED_CLASS, col.GROUND_TRUTH) for v in cells[c])
+    scores = list(zip(cells[col.probability("approve")], cells[col.probability("reject")]))
+    invalid_rows = sum(not all(_number(v) is not None and 0 <= _number(v) <= 1 for v in row)
+                       and not all(_missing(v) for v in row) for row in scores)
+    bad_shap = sum(not _missing(v) and (_number(v) is None or np.isinf(_number(v)))
+                   for c in window.columns if c.startswith(col.EXPLANATION_PREFIX) for v in cells[c])
+    assert quality.invalid_outputs == invalid_rows + bad_shap
+    reasons = {m.reason for m in record.metrics.data_drift.psi.values()}
+    assert Reason.INVALID_INPUT not in reasons  # bad cells are counted, never a lost metric
     MonitoringRecord.model_validate_json(record.model_dump_json())
-    assert 0.0 <= record.aggregated_score <= 1.0
 
 
 # -- aggregation -----------------------------------------------------------------------------
@@ -440,3 +545,19 @@ def test_required_columns(baseline):
     names = required_columns(baseline, CONFIG)
     assert col.feature("income") in names and col.protected("gender") in names
     assert col.explanation("age") in names and col.probability("approve") in names and col.TIMESTAMP in names
+
+
+@pytest.mark.parametrize("repeat", [1, 3000])  # 3000: text repeating few values takes the per-distinct-value path
+@pytest.mark.parametrize("blank_is_missing", [False, True])
+def test_the_numeric_converter_classifies_every_cell(repeat, blank_is_missing):
+    from monitoring_core.metrics.quality import parse_numbers
+
+    text = pd.Series(["1.5", " ", "x", None, "-inf", ""] * repeat, dtype=object)
+    parsed = parse_numbers(text, blank_is_missing=blank_is_missing)
+    np.testing.assert_array_equal(parsed.values[:6], [1.5, np.nan, np.nan, np.nan, -np.inf, np.nan])
+    assert parsed.missing[:6].tolist() == [False, blank_is_missing, False, True, False, blank_is_missing]
+    assert parsed.not_number[:6].tolist() == [False, not blank_is_missing, True, False, False, not blank_is_missing]
+    assert parsed.as_text == 2 * repeat
+    mixed = parse_numbers(pd.Series([2, "2", True, b"2", [2], {"v": 2}, ("2",), np.float32(2), None], dtype=object))
+    assert mixed.not_number.tolist() == [False, False, True, True, True, True, True, False, False]
+    assert (mixed.as_text, int(mixed.missing.sum())) == (1, 1)

@@ -14,7 +14,7 @@ from fairlearn.metrics import (
 from fairlearn.metrics import (
     equal_opportunity_difference as fl_eo_difference,
 )
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from monitoring_core.errors import InvalidInput
@@ -51,11 +51,11 @@ def synthetic(seed: int, n: int = 4000, groups=("a", "b", "c", "d")):
 @pytest.mark.parametrize("seed", range(6))
 def test_equal_to_fairlearn(seed):
     y_true, y_pred, groups = synthetic(seed, n=int(np.random.default_rng(seed).integers(50, 5000)))
-    assert demographic_parity_difference(y_pred, groups, 1) == pytest.approx(
+    assert demographic_parity_difference(None, y_pred, sensitive_features=groups, pos_label=1) == pytest.approx(
         fl_dp_difference(y_true, y_pred, sensitive_features=groups), abs=1e-9)
-    assert disparate_impact_ratio(y_pred, groups, 1) == pytest.approx(
+    assert disparate_impact_ratio(None, y_pred, sensitive_features=groups, pos_label=1) == pytest.approx(
         fl_dp_ratio(y_true, y_pred, sensitive_features=groups), abs=1e-9)
-    assert equal_opportunity_difference(y_true, y_pred, groups, 1) == pytest.approx(
+    assert equal_opportunity_difference(y_true, y_pred, sensitive_features=groups, pos_label=1) == pytest.approx(
         fl_eo_difference(y_true, y_pred, sensitive_features=groups), abs=1e-9)
 
 
@@ -63,13 +63,14 @@ def test_string_labels_equal_the_binary_encoding():
     y_true, y_pred, groups = synthetic(1)
     as_text = np.where(y_pred == 1, "approve", "reject")
     truth_text = np.where(y_true == 1, "approve", "reject")
-    assert demographic_parity_difference(as_text, groups, "approve") == demographic_parity_difference(y_pred, groups, 1)
-    assert equal_opportunity_difference(truth_text, as_text, groups, "approve") == \
-        equal_opportunity_difference(y_true, y_pred, groups, 1)
+    assert demographic_parity_difference(None, as_text, sensitive_features=groups, pos_label="approve") == \
+        demographic_parity_difference(None, y_pred, sensitive_features=groups, pos_label=1)
+    assert equal_opportunity_difference(truth_text, as_text, sensitive_features=groups, pos_label="approve") == \
+        equal_opportunity_difference(y_true, y_pred, sensitive_features=groups, pos_label=1)
 
 
 def test_selection_rates_per_group():
-    rates = selection_rates(["y", "n", "y", "y"], ["a", "a", "b", "b"], "y")
+    rates = selection_rates(None, ["y", "n", "y", "y"], sensitive_features=["a", "a", "b", "b"], pos_label="y")
     assert rates == {"a": 0.5, "b": 1.0}
 
 
@@ -86,8 +87,8 @@ def test_disparate_impact_is_in_the_unit_interval_and_gaps_are_too(rows):
     y_pred = [int(p) for _, p, _ in rows]
     if len(set(groups)) < 2 or not any(y_pred):
         return
-    assert 0.0 <= disparate_impact_ratio(y_pred, groups, 1) <= 1.0
-    assert 0.0 <= demographic_parity_difference(y_pred, groups, 1) <= 1.0
+    assert 0.0 <= disparate_impact_ratio(None, y_pred, sensitive_features=groups, pos_label=1) <= 1.0
+    assert 0.0 <= demographic_parity_difference(None, y_pred, sensitive_features=groups, pos_label=1) <= 1.0
 
 
 @PROPERTY
@@ -96,9 +97,11 @@ def test_relabelling_groups_changes_nothing(rows, new_names):
     groups = np.array([g for g, _, _ in rows])
     y_pred = np.array([int(p) for _, p, _ in rows])
     y_true = np.array([int(t) for _, _, t in rows])
+    assume(y_pred.any() or y_true.any())  # else pos_label=1 is unknown: an error, tested below
     rename = dict(zip(["g1", "g2", "g3", "g4"], new_names))
     renamed = np.vectorize(rename.get)(groups)
-    first, second = fairness_table(y_pred, groups, 1, y_true), fairness_table(y_pred, renamed, 1, y_true)
+    first = fairness_table(y_true, y_pred, sensitive_features=groups, pos_label=1)
+    second = fairness_table(y_true, y_pred, sensitive_features=renamed, pos_label=1)
     for metric in METRICS:
         a, b = assess(first, metric, 3), assess(second, metric, 3)
         assert (a.value, a.reason) == (b.value, b.reason)
@@ -115,7 +118,8 @@ def test_relabelling_groups_changes_nothing(rows, new_names):
 def test_row_order_does_not_change_the_interval():
     y_true, y_pred, groups = synthetic(4, n=1500)
     order = np.random.default_rng(0).permutation(len(groups))
-    tables = [fairness_table(y_pred, groups, 1, y_true), fairness_table(y_pred[order], groups[order], 1, y_true[order])]
+    tables = [fairness_table(y_true, y_pred, sensitive_features=groups, pos_label=1),
+              fairness_table(y_true[order], y_pred[order], sensitive_features=groups[order], pos_label=1)]
     intervals = [bootstrap_intervals(t, {m: assess(t, m, 30) for m in METRICS}, resamples=100, seed=1,
                                      confidence_level=0.95) for t in tables]
     assert intervals[0] == intervals[1]
@@ -126,28 +130,31 @@ def test_row_order_does_not_change_the_interval():
 def test_small_groups_are_left_out_and_listed():
     groups = ["big"] * 100 + ["other"] * 100 + ["tiny"] * 5
     y_pred = [1] * 50 + [0] * 50 + [1] * 50 + [0] * 50 + [0] * 5  # the tiny group: 0% selected
-    table = fairness_table(y_pred, groups, 1)
+    table = fairness_table(None, y_pred, sensitive_features=groups, pos_label=1)
     gap = assess(table, "demographic_parity", 30)
     assert gap.value == 0.0 and gap.insufficient == ("tiny",)
-    assert demographic_parity_difference(y_pred, groups, 1) == 0.5  # without the guard
+    assert demographic_parity_difference(None, y_pred, sensitive_features=groups) == 0.5  # without the guard
 
 
 def test_fewer_than_two_sizeable_groups_is_unavailable_never_a_false_critical():
     groups = ["a"] * 5 + ["b"] * 5
     y_pred = [1] * 5 + [0] * 5
-    gap = assess(fairness_table(y_pred, groups, 1), "demographic_parity", 30)
+    gap = assess(fairness_table(None, y_pred, sensitive_features=groups, pos_label=1), "demographic_parity", 30)
     assert gap.value is None and gap.reason is Reason.INSUFFICIENT_DATA
     with pytest.raises(InvalidInput, match="unavailable"):
-        demographic_parity_difference(y_pred, groups, 1, min_group_size=30)
+        demographic_parity_difference(None, y_pred, sensitive_features=groups, pos_label=1, min_group_size=30)
 
 
 def test_one_group_only():
-    gap = assess(fairness_table([1, 0, 1] * 20, ["a"] * 60, 1), "disparate_impact", 30)
+    gap = assess(fairness_table(None, [1, 0, 1] * 20, sensitive_features=["a"] * 60, pos_label=1),
+                 "disparate_impact", 30)
     assert gap.reason is Reason.TOO_FEW_GROUPS and gap.value is None
+    with pytest.raises(InvalidInput, match="1 group"):
+        demographic_parity_difference(None, [1, 0, 1] * 20, sensitive_features=["a"] * 60, pos_label=1)
 
 
 def test_no_positive_predictions():
-    table = fairness_table([0] * 200, ["a", "b"] * 100, 1, [1, 1, 0, 0] * 50)
+    table = fairness_table([1, 1, 0, 0] * 50, [0] * 200, sensitive_features=["a", "b"] * 100, pos_label=1)
     assert assess(table, "demographic_parity", 30).value == 0.0
     assert assess(table, "equal_opportunity", 30).value == 0.0
     di = assess(table, "disparate_impact", 30)
@@ -155,11 +162,13 @@ def test_no_positive_predictions():
 
 
 def test_no_ground_truth():
-    table = fairness_table([1, 0] * 50, ["a", "b"] * 50, 1, [None] * 100)
+    table = fairness_table([None] * 100, [1, 0] * 50, sensitive_features=["a", "b"] * 50, pos_label=1)
     eo = assess(table, "equal_opportunity", 30)
     assert eo.value is None and eo.reason is Reason.NO_GROUND_TRUTH
-    assert assess(fairness_table([1, 0] * 50, ["a", "b"] * 50, 1), "equal_opportunity", 30).reason is \
-        Reason.NO_GROUND_TRUTH
+    unlabelled = fairness_table(None, [1, 0] * 50, sensitive_features=["a", "b"] * 50, pos_label=1)
+    assert assess(unlabelled, "equal_opportunity", 30).reason is Reason.NO_GROUND_TRUTH
+    with pytest.raises(InvalidInput, match="needs y_true"):
+        equal_opportunity_difference(None, [1, 0] * 50, sensitive_features=["a", "b"] * 50, pos_label=1)
 
 
 def test_equal_opportunity_counts_labelled_positives_and_ignores_unlabelled_rows():
@@ -168,15 +177,15 @@ def test_equal_opportunity_counts_labelled_positives_and_ignores_unlabelled_rows
     y_true = np.array([1, None, 1, None] * 100, dtype=object)
     y_true[200:220] = 1
     y_true[220:] = None  # group b: 20 labelled rows only
-    table = fairness_table(y_pred, groups, 1, y_true)
+    table = fairness_table(y_true, y_pred, sensitive_features=groups, pos_label=1)
     gap = assess(table, "equal_opportunity", 30)
     assert gap.counts == {"a": 100, "b": 20}
     assert gap.reason is Reason.INSUFFICIENT_DATA and gap.insufficient == ("b",)
 
 
 def test_affected_groups():
-    table = fairness_table([1] * 60 + [0] * 40 + [1] * 52 + [0] * 48 + [1] * 40 + [0] * 60,
-                           ["a"] * 100 + ["b"] * 100 + ["c"] * 100, 1)
+    y_pred = [1] * 60 + [0] * 40 + [1] * 52 + [0] * 48 + [1] * 40 + [0] * 60
+    table = fairness_table(None, y_pred, sensitive_features=["a"] * 100 + ["b"] * 100 + ["c"] * 100, pos_label=1)
     dp = assess(table, "demographic_parity", 30)
     assert dp.value == pytest.approx(0.2)
     assert affected_groups(dp, "race", 0.05) == ["race=b", "race=c"]  # 0.08 and 0.20 below the best
@@ -211,7 +220,7 @@ def test_count_bootstrap_has_the_distribution_of_row_resampling():
     groups = np.array(["a"] * 40 + ["b"] * 70 + ["c"] * 35)
     y_true = (rng.random(groups.size) < 0.6).astype(int)
     y_pred = (rng.random(groups.size) < np.where(groups == "a", 0.7, 0.45)).astype(int)
-    table = fairness_table(y_pred, groups, 1, y_true)
+    table = fairness_table(y_true, y_pred, sensitive_features=groups, pos_label=1)
     gaps = {m: assess(table, m, 1) for m in METRICS}
     fast = bootstrap_statistics(table, gaps, resamples=4000, seed=3)
     slow = row_resampling_bootstrap(y_true, y_pred, groups, 4000, np.random.default_rng(9))
@@ -224,7 +233,7 @@ def test_count_bootstrap_has_the_distribution_of_row_resampling():
 
 def test_interval_is_reproducible_and_covers_the_value_on_a_clear_gap():
     y_true, y_pred, groups = synthetic(2, n=20_000)
-    table = fairness_table(y_pred, groups, 1, y_true)
+    table = fairness_table(y_true, y_pred, sensitive_features=groups, pos_label=1)
     gaps = {m: assess(table, m, 30) for m in METRICS}
     first = bootstrap_intervals(table, gaps, resamples=200, seed=0, confidence_level=0.95, stream="race")
     assert first == bootstrap_intervals(table, gaps, resamples=200, seed=0, confidence_level=0.95, stream="race")
@@ -235,7 +244,7 @@ def test_interval_is_reproducible_and_covers_the_value_on_a_clear_gap():
 
 
 def test_no_resamples_means_no_interval():
-    table = fairness_table([1, 0] * 50, ["a", "b"] * 50, 1)
+    table = fairness_table(None, [1, 0] * 50, sensitive_features=["a", "b"] * 50, pos_label=1)
     gaps = {m: assess(table, m, 30) for m in METRICS}
     assert bootstrap_intervals(table, gaps, resamples=0, seed=0, confidence_level=0.95) == {m: None for m in METRICS}
 
@@ -243,24 +252,41 @@ def test_no_resamples_means_no_interval():
 # -- bad input -------------------------------------------------------------------------------
 
 def test_mismatched_lengths():
-    with pytest.raises(InvalidInput, match="different lengths"):
-        demographic_parity_difference([1, 0, 1], ["a", "b"], 1)
-    with pytest.raises(InvalidInput, match="different lengths"):
-        equal_opportunity_difference([1, 0], [1, 0, 1], ["a", "b", "a"], 1)
+    with pytest.raises(InvalidInput, match="sensitive_features has 2 rows, y_pred 3"):
+        demographic_parity_difference(None, [1, 0, 1], sensitive_features=["a", "b"], pos_label=1)
+    with pytest.raises(InvalidInput, match="y_true has 2 rows, y_pred 3"):
+        equal_opportunity_difference([1, 0], [1, 0, 1], sensitive_features=["a", "b", "a"], pos_label=1)
 
 
 def test_missing_predictions_or_groups():
     with pytest.raises(InvalidInput, match="y_pred has 1 missing"):
-        demographic_parity_difference([1, None, 1, 0], ["a", "b", "a", "b"], 1)
-    with pytest.raises(InvalidInput, match="groups has 1 missing"):
-        disparate_impact_ratio([1, 0, 1, 0], ["a", None, "a", "b"], 1)
+        demographic_parity_difference(None, [1, None, 1, 0], sensitive_features=["a", "b", "a", "b"], pos_label=1)
+    with pytest.raises(InvalidInput, match="sensitive_features has 1 missing"):
+        disparate_impact_ratio(None, [1, 0, 1, 0], sensitive_features=["a", None, "a", "b"], pos_label=1)
 
 
-def test_label_of_the_wrong_type_is_a_clear_error_not_a_silent_zero():
-    with pytest.raises(InvalidInput, match="positive_label"):
-        demographic_parity_difference([1, 0, 1, 0], ["a", "b", "a", "b"], "approve")
+@pytest.mark.parametrize("function", [demographic_parity_difference, disparate_impact_ratio,
+                                      equal_opportunity_difference, selection_rates])
+def test_a_positive_class_absent_from_the_labels_is_a_clear_error_not_a_silent_zero(function):
+    y_pred, y_true = ["approve", "reject"] * 50, ["reject", "approve"] * 50
+    with pytest.raises(InvalidInput, match=r"positive class 'Approve' not among the classes of y_pred and y_true "
+                                           r"\['approve', 'reject'\]; did you mean 'approve'\?"):
+        function(y_true, y_pred, sensitive_features=["a", "a", "b", "b"] * 25, pos_label="Approve")
+    with pytest.raises(InvalidInput, match="did you mean 'approve'"):
+        function(y_true, y_pred, sensitive_features=["a", "a", "b", "b"] * 25, pos_label="approve ")
+    with pytest.raises(InvalidInput, match=r"positive class '1' not among .* \['approve', 'reject'\]$"):
+        function(y_true, y_pred, sensitive_features=["a", "a", "b", "b"] * 25)  # the default pos_label=1
+
+
+def test_a_positive_class_only_in_y_true_is_a_real_zero_selection():
+    """The model selected nobody although positives exist: DP is a true 0, not a misread label."""
+    assert demographic_parity_difference([1, 0] * 50, [0] * 100, sensitive_features=["a", "b"] * 50) == 0.0
+
+
+def test_integral_floats_match_an_integer_label():
+    assert demographic_parity_difference(None, [1.0, 0.0, 1.0, 1.0], sensitive_features=["a", "a", "b", "b"]) == 0.5
 
 
 def test_two_dimensional_input_is_refused():
     with pytest.raises(InvalidInput, match="one-dimensional"):
-        demographic_parity_difference(np.ones((2, 2)), ["a", "b"], 1)
+        demographic_parity_difference(None, np.ones((2, 2)), sensitive_features=["a", "b"], pos_label=1)

@@ -72,3 +72,51 @@ def test_suppression_rules():
 
 def test_audit_entries_know_their_events():
     assert "event_type" in refused(AuditEntry, {"event_type": "coffee_break", "actor": {"user_id": "a"}})
+
+
+# -- the metric registry ---------------------------------------------------------------------
+
+def test_thresholds_record_blocks_and_weights_come_from_the_metric_registry():
+    from monitoring_core.metrics.severity import CATEGORY_WEIGHTS
+    from monitoring_core.models import metric_registry as reg
+    from monitoring_core.models.record import BLOCKS
+    from monitoring_core.models.thresholds import ThresholdSet
+
+    assert list(ThresholdSet.model_fields) == list(reg.METRICS)
+    for category in reg.CATEGORIES:
+        assert list(BLOCKS[category.name].model_fields) == [m.name for m in reg.metrics_of(category)]
+    assert CATEGORY_WEIGHTS == {"data": 0.30, "fairness": 0.40, "model": 0.20, "explanation": 0.10}
+    spec = reg.DISPARATE_IMPACT
+    assert ThresholdSet().disparate_impact.model_dump() == {
+        "metric": "disparate_impact", "warning": 0.90, "critical": 0.80, "direction": spec.direction,
+        "warning_inclusive": False, "critical_inclusive": False}
+
+
+def test_a_risk_level_default_declared_in_the_registry_reaches_the_config(monkeypatch):
+    from dataclasses import replace
+
+    from monitoring_core.models import metric_registry as reg
+    from monitoring_core.models.thresholds import MonitoringConfig, RiskLevel
+
+    stricter = replace(reg.PSI, bounds_by_risk={RiskLevel.LOW: reg.Bounds(0.2, 0.4, True, True)})
+    monkeypatch.setitem(reg._REGISTRY, "psi", stricter)
+    config = MonitoringConfig(positive_label="a", thresholds={"low": {"psi": {"critical": 0.5}}})
+    assert (config.thresholds[RiskLevel.LOW].psi.warning, config.thresholds[RiskLevel.LOW].psi.critical) == (0.2, 0.5)
+    assert config.thresholds[RiskLevel.HIGH].psi.warning == 0.10
+    assert MonitoringConfig(positive_label="a").thresholds[RiskLevel.LOW].psi.warning == 0.2
+
+
+def test_incident_metric_names_are_the_registry_s():
+    from monitoring_core.models.incidents import is_fairness_metric
+
+    assert is_fairness_metric("disparate_impact:race") and is_fairness_metric("equal_opportunity_drift")
+    assert not is_fairness_metric("psi:income") and not is_fairness_metric("aggregated_score")
+    assert not is_fairness_metric("demographic")
+
+
+def test_registration_refuses_a_positive_class_the_model_does_not_have():
+    from monitoring_core.models.registry import RegisteredModel
+
+    data = {"model_id": "m", "monitoring": {"positive_label": "Approve", "class_labels": ["approve", "reject"]}}
+    assert ("positive class 'Approve' not among class_labels ['approve', 'reject']; did you mean 'approve'?"
+            in refused(RegisteredModel, data))

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .. import audit
 from ..errors import InvalidInput
+from ..metrics.quality import parse_numbers
 from ..models import columns as col
 from ..models.audit import AuditEvent
 from ..models.common import SYSTEM, Actor
@@ -190,22 +191,8 @@ def _blank(series: pd.Series) -> np.ndarray:
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parsed floats, and which non-blank cells are not numbers at all."""
-    blank = _blank(series)
-    values = series.where(~blank)
-    if _few_distinct(values):
-        # Categorical text repeats a handful of values: parse each distinct value once
-        # (failing to parse text is what makes to_numeric slow, about 1.7 s per million).
-        codes, uniques = pd.factorize(values)
-        parsed_uniques = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy("float64")
-        parsed = pd.Series(np.where(codes >= 0, parsed_uniques[np.maximum(codes, 0)], np.nan), index=series.index)
-    else:
-        parsed = pd.to_numeric(values, errors="coerce").astype("float64")
-    return parsed, (~blank) & parsed.isna().to_numpy()
-
-
-def _few_distinct(values: pd.Series, sample: int = 10_000) -> bool:
-    head = values.iloc[:sample]
-    return len(values) > sample and head.nunique() < sample // 10
+    parsed = parse_numbers(series, blank_is_missing=True)
+    return pd.Series(parsed.values, index=series.index), parsed.not_number
 
 
 def _text(series: pd.Series) -> pd.Series:

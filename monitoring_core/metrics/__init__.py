@@ -1,7 +1,8 @@
 """Fairwatch's metrics: pure, vectorised functions from arrays and DataFrames to typed results.
 
 Low-level metrics take plain arrays (``psi(reference, current)``,
-``demographic_parity_difference(y_pred, groups, positive_label)``...).
+``demographic_parity_difference(y_true, y_pred, sensitive_features=groups, pos_label="approve")``...)
+and share their kernels with the engine.
 :func:`compute_metrics` computes the whole set for a window against a baseline and returns
 a :class:`~monitoring_core.models.record.MonitoringRecord`; :func:`build_baseline` builds
 the :class:`~monitoring_core.models.baseline.DriftSnapshot` it compares with.

@@ -53,11 +53,6 @@ def bin_counts_sorted(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarra
     return np.diff(np.concatenate(([0], below, [sorted_values.size])))
 
 
-def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts per bin of an unsorted sample (same bins as :func:`bin_counts_sorted`)."""
-    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=edges.size + 1)
-
-
 def smooth(proportions: np.ndarray, eps: float) -> np.ndarray:
     """Floor every proportion at ``eps`` and renormalise to sum 1.
 

@@ -19,66 +19,62 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from ..errors import InvalidInput
-from .binning import (
-    align_categories,
-    bin_counts,
-    quantile_bin_edges,
-    quantile_grid_levels,
-    smooth,
-)
+from .binning import align_categories, bin_counts_sorted, quantile_bin_edges, quantile_grid_levels, smooth
+from .quality import CategoricalColumn, categorical_column, parse_numbers
 
 Kind = Literal["auto", "numerical", "categorical"]
 
 
 # -- input checks -------------------------------------------------------------------------
 
-def _is_categorical(values: np.ndarray | pd.Series) -> bool:
+def _is_categorical(values: pd.Series) -> bool:
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
         return True
-    return not pd.api.types.is_numeric_dtype(dtype)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return False
+    return pd.api.types.infer_dtype(values, skipna=True) not in ("integer", "floating", "mixed-integer-float",
+                                                                 "decimal", "empty")
 
 
 def numeric_sample(values, name: str) -> np.ndarray:
-    """Finite float64 values of a 1-D array, missing values dropped.
+    """Finite float64 values of a 1-D array, missing values dropped (read by the engine's converter).
 
     Raises
     ------
     InvalidInput
-        if a value is not a number or is infinite, or the array is not 1-D.
+        if a value is not a number (text, even of a number, lists, booleans...) or is
+        infinite, or the array is not 1-D.
     """
-    series = _series(values, name)
-    if pd.api.types.is_bool_dtype(series.dtype) or _is_text_like(series):
-        raise InvalidInput(f"{name} must hold numbers, got {pd.api.types.infer_dtype(series, skipna=True)} values")
-    try:
-        array = series.to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{name} holds values that are not numbers ({exc})") from None
-    array = array[~np.isnan(array)]
-    if np.isinf(array).any():
-        raise InvalidInput(f"{name} holds {int(np.isinf(array).sum())} infinite value(s)")
-    return array
+    parsed = parse_numbers(_series(values, name))
+    wrong = int(parsed.not_number.sum()) + parsed.as_text
+    if wrong:
+        raise InvalidInput(f"{name} holds {wrong} value(s) that are not numbers")
+    infinite = int(parsed.infinite.sum())
+    if infinite:
+        raise InvalidInput(f"{name} holds {infinite} infinite value(s)")
+    return parsed.values[~parsed.missing]
 
 
-def _is_text_like(series: pd.Series) -> bool:
-    if pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(series.dtype):
-        return True
-    if pd.api.types.is_object_dtype(series.dtype):
-        present = series.dropna()
-        return bool(len(present)) and pd.api.types.infer_dtype(present, skipna=True) not in (
-            "integer", "floating", "mixed-integer-float", "decimal")
-    return False
+def categorical_sample(values, name: str) -> CategoricalColumn:
+    """Categories of a 1-D array as the engine reads them (booleans become "True"/"False").
+
+    Raises
+    ------
+    InvalidInput
+        if a value is neither text, a boolean, nor part of an all-numeric array.
+    """
+    column = categorical_column(_series(values, name), boolean=True)
+    if column.type_mismatches:
+        raise InvalidInput(f"{name} holds {column.type_mismatches} value(s) that are not categories (text)")
+    return column
 
 
-def categorical_sample(values, name: str) -> pd.Series:
-    """Non-missing values of a 1-D array as strings (booleans become "True"/"False")."""
-    return _series(values, name).dropna().astype(str)
-
-
-def _non_empty(sample, name: str) -> None:
-    if len(sample) == 0:
+def _non_empty(size: int, name: str) -> None:
+    if size == 0:
         raise InvalidInput(f"{name} has no non-missing values; the metric is undefined")
 
 
@@ -92,12 +88,30 @@ def _kind_of(reference, current, kind: Kind) -> Literal["numerical", "categorica
     ref, cur = _series(reference, "reference"), _series(current, "current")
     if kind != "auto":
         return kind
-    if _is_categorical(ref) or _is_categorical(cur) or _is_text_like(ref) or _is_text_like(cur):
-        return "categorical"
-    return "numerical"
+    return "categorical" if _is_categorical(ref) or _is_categorical(cur) else "numerical"
 
 
-# -- proportions -----------------------------------------------------------------------------
+# -- proportions: the intermediate the engine and the public functions share -----------------
+
+def numeric_proportions(edges: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Share of a sorted sample in each bin of ``edges`` (see :mod:`.binning`)."""
+    return bin_counts_sorted(sorted_values, edges) / sorted_values.size
+
+
+def category_frequencies(column: CategoricalColumn) -> dict[str, float]:
+    """Share of each category present (what a baseline stores)."""
+    counts = column.counts()
+    total = int(counts.sum())
+    return {c: float(n) / total for c, n in zip(column.categories, counts) if n > 0} if total else {}
+
+
+def category_proportions(reference_frequencies: dict[str, float], current: CategoricalColumn
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current proportions over the reference's categories plus the new ones."""
+    _, ref_p, cur_p = align_categories(list(reference_frequencies), list(reference_frequencies.values()),
+                                       current.categories, current.counts())
+    return ref_p, cur_p
+
 
 def binned_proportions(reference, current, *, bins: int = 10, kind: Kind = "auto"
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -105,22 +119,19 @@ def binned_proportions(reference, current, *, bins: int = 10, kind: Kind = "auto
 
     Numerical: ``bins`` reference-quantile bins, duplicates collapsed, outer edges open.
     Categorical: one bin per reference category plus one per category seen only in
-    ``current``. Missing values are left out.
+    ``current``. Missing values are left out. Built exactly as a baseline and the engine
+    build them.
     """
     if _kind_of(reference, current, kind) == "numerical":
-        ref, cur = numeric_sample(reference, "reference"), numeric_sample(current, "current")
-        _non_empty(ref, "reference")
-        _non_empty(cur, "current")
-        edges = quantile_bin_edges(np.sort(ref), bins)
-        return bin_counts(ref, edges) / ref.size, bin_counts(cur, edges) / cur.size
-    ref_s, cur_s = categorical_sample(reference, "reference"), categorical_sample(current, "current")
-    _non_empty(ref_s, "reference")
-    _non_empty(cur_s, "current")
-    ref_counts = ref_s.value_counts(sort=False)
-    cur_counts = cur_s.value_counts(sort=False)
-    _, ref_p, cur_p = align_categories(list(ref_counts.index), ref_counts.to_numpy() / len(ref_s),
-                                       list(cur_counts.index), cur_counts.to_numpy())
-    return ref_p, cur_p
+        ref, cur = np.sort(numeric_sample(reference, "reference")), np.sort(numeric_sample(current, "current"))
+        _non_empty(ref.size, "reference")
+        _non_empty(cur.size, "current")
+        edges = quantile_bin_edges(ref, bins)
+        return numeric_proportions(edges, ref), numeric_proportions(edges, cur)
+    ref_c, cur_c = categorical_sample(reference, "reference"), categorical_sample(current, "current")
+    _non_empty(int(ref_c.counts().sum()), "reference")
+    _non_empty(int(cur_c.counts().sum()), "current")
+    return category_proportions(category_frequencies(ref_c), cur_c)
 
 
 def psi_from_proportions(reference_p: np.ndarray, current_p: np.ndarray, eps: float = 1e-4) -> float:
@@ -220,7 +231,7 @@ def wasserstein(reference, current) -> float:
 
     .. math:: W = \frac{1}{\sigma_{ref}} \int_{-\infty}^{\infty} |F_{cur}(x) - F_{ref}(x)|\,dx
 
-    ``sigma_ref`` is ``reference.std()`` (ddof 0). Equals
+    ``sigma_ref`` is ``reference.std()`` (ddof 0): this is
     ``scipy.stats.wasserstein_distance(reference, current) / reference.std()``.
 
     Returns
@@ -235,10 +246,9 @@ def wasserstein(reference, current) -> float:
         samples differ (the scale is undefined).
     """
     ref, cur = numeric_sample(reference, "reference"), numeric_sample(current, "current")
-    _non_empty(ref, "reference")
-    _non_empty(cur, "current")
-    distance = wasserstein_1(ref, cur)
-    return _scaled(distance, float(ref.std()))
+    _non_empty(ref.size, "reference")
+    _non_empty(cur.size, "current")
+    return _scaled(float(scipy.stats.wasserstein_distance(ref, cur)), float(ref.std()))
 
 
 def _scaled(distance: float, reference_std: float) -> float:
@@ -248,17 +258,6 @@ def _scaled(distance: float, reference_std: float) -> float:
         raise InvalidInput("the reference is constant: a Wasserstein distance relative to its standard "
                            "deviation is undefined")
     return distance / reference_std
-
-
-def wasserstein_1(u: np.ndarray, v: np.ndarray) -> float:
-    """Exact W1 between two finite samples: ``sum |F_u - F_v| * dx`` over the pooled sorted values."""
-    u_sorted, v_sorted = np.sort(u), np.sort(v)
-    pooled = np.concatenate((u_sorted, v_sorted))
-    pooled.sort(kind="mergesort")
-    deltas = np.diff(pooled)
-    u_cdf = np.searchsorted(u_sorted, pooled[:-1], side="right") / u.size
-    v_cdf = np.searchsorted(v_sorted, pooled[:-1], side="right") / v.size
-    return float(np.sum(np.abs(u_cdf - v_cdf) * deltas))
 
 
 # -- Wasserstein against a stored quantile grid ----------------------------------------------
@@ -357,5 +356,5 @@ def wasserstein_from_grid(grid: Sequence[float], reference_std: float, current) 
     ``W1(reference rows, grid) / std`` (stored in the baseline as ``wasserstein_grid_error``).
     """
     cur = numeric_sample(current, "current")
-    _non_empty(cur, "current")
+    _non_empty(cur.size, "current")
     return _scaled(wasserstein_to_grid(grid, np.sort(cur)), reference_std)

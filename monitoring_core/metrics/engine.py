@@ -7,8 +7,11 @@
 :class:`~monitoring_core.models.record.MonitoringRecord` ready to store.
 
 It never raises on bad data in the window: wrong types, infinities, unknown labels and
-missing columns become data-quality counts or metrics marked unavailable with a reason.
-Only a caller's mistake (a window that is not a DataFrame) raises :class:`InvalidInput`.
+missing columns become data-quality counts or metrics marked unavailable with a reason
+(the converters count bad cells; a kernel that refuses its input raises
+:class:`InvalidInput`, which becomes that metric's reason). A caller's mistake (a window
+that is not a DataFrame) raises :class:`InvalidInput`; any other exception is a bug and
+propagates.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import pandas as pd
 from ..clock import now
 from ..errors import InvalidInput
 from ..models import columns as col
+from ..models import metric_registry as reg
 from ..models.baseline import DriftSnapshot, FeatureDistribution
 from ..models.common import Severity
+from ..models.metric_registry import CATEGORIES, DATA, EXPLANATION, FAIRNESS, MODEL, Scope, metrics_of
 from ..models.record import (
     AccuracyDrop,
     AnalysisPeriod,
@@ -47,21 +52,26 @@ from ..models.record import (
     RecordMetrics,
     TopFeaturesChange,
     WorstFeatureMetric,
+    category_items,
 )
 from ..models.thresholds import MonitoringConfig, Threshold, ThresholdSet
-from .binning import align_categories, bin_counts_sorted
-from .drift import kl_from_proportions, psi_from_proportions, total_variation, wasserstein_to_grid
-from .explanation import TOP_K, normalised, rank_correlation, shap_kl_divergence, top_features
-from .fairness import METRICS, affected_groups, assess, bootstrap_intervals, group_table
-from .model import distribution_shift, hour_codes, hourly_positive_rates
+from .drift import (
+    category_proportions,
+    kl_from_proportions,
+    numeric_proportions,
+    psi_from_proportions,
+    total_variation,
+    wasserstein_to_grid,
+)
+from .explanation import TOP_K, normalised, rank_correlation, shap_kl_divergence, top_features_change
+from .fairness import METRICS, affected_groups, assess, attribute_table, bootstrap_intervals
+from .labels import LabelProblem, positive_class_problem
+from .model import distribution_shift, output_entropy_change, positive_rates_by_hour
 from .outputs import Outputs, entropy_sources, explanation_names, output_entropy, read_outputs, read_shap
 from .quality import categorical_column, numeric_column, range_violations, schema_violations
 from .severity import aggregated_score, category_score, judged, overall_severity, unavailable
 
 ANALYZER_VERSION = "fairwatch-metrics/1"
-
-# Bad data must end as an unavailable metric, never as an exception that kills the run.
-_DATA_ERRORS = (InvalidInput, ValueError, TypeError, ArithmeticError, KeyError, IndexError)
 
 M = TypeVar("M", bound=MetricValue)
 
@@ -114,8 +124,10 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
 
     data_drift, feature_quality = _data_drift(window, baseline, config, thresholds)
     outputs = read_outputs(window, config.positive_label, _known_labels(baseline, config))
-    fairness, attribute_mismatches = _fairness_drift(window, baseline, outputs, config, thresholds)
-    model_drift, invalid_outputs = _model_drift(window, baseline, outputs, config, thresholds)
+    label_problem = positive_class_problem(config.positive_label, outputs, set(baseline.known_labels),
+                                           "the classes seen (window predictions and labels, baseline)")
+    fairness, attribute_mismatches = _fairness_drift(window, baseline, outputs, config, thresholds, label_problem)
+    model_drift, invalid_outputs = _model_drift(window, baseline, outputs, config, thresholds, label_problem)
     explanation, invalid_shap = _explanation_drift(window, baseline, config, thresholds)
     quality = DataQuality(
         **feature_quality,
@@ -125,12 +137,8 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
         invalid_outputs=invalid_outputs + invalid_shap,
     )
 
-    categories = {
-        "data": _data_items(data_drift),
-        "fairness": [v for m in METRICS for v in getattr(fairness, m).by_attribute.values()],
-        "model": [getattr(model_drift, name) for name in ModelDrift.model_fields],
-        "explanation": [getattr(explanation, name) for name in ExplanationDrift.model_fields],
-    }
+    blocks = {DATA: data_drift, FAIRNESS: fairness, MODEL: model_drift, EXPLANATION: explanation}
+    categories = {c.name: category_items(blocks[c], c) for c in CATEGORIES}
     scores = {name: category_score(items) for name, items in categories.items()}
     score = aggregated_score(scores)
     every_metric = [m for items in categories.values() for m in items]
@@ -158,8 +166,8 @@ def _guarded(kind: type[M], threshold: Threshold | None, compute: Callable[[], M
     """Run ``compute``; data it cannot judge becomes an unavailable metric with the message."""
     try:
         return compute()
-    except _DATA_ERRORS as exc:
-        return unavailable(kind, reason, threshold, f"{type(exc).__name__}: {exc}", **fields)
+    except InvalidInput as exc:
+        return unavailable(kind, reason, threshold, str(exc), **fields)
 
 
 def _usable_columns(window: pd.DataFrame) -> pd.DataFrame:
@@ -170,6 +178,7 @@ def _usable_columns(window: pd.DataFrame) -> pd.DataFrame:
 
 
 def _known_labels(baseline: DriftSnapshot, config: MonitoringConfig) -> set[str] | None:
+    """Classes the model may output; others are counted as unknown labels."""
     if config.class_labels is not None:
         return set(config.class_labels)
     if baseline.known_labels:
@@ -204,12 +213,6 @@ def _worst_feature(items: dict[str, FeatureMetric], threshold: Threshold, empty_
                   by_feature=items)
 
 
-def _data_items(drift: DataDrift) -> list[MetricValue]:
-    return [*drift.psi.values(), *drift.kl_divergence.by_feature.values(),
-            *drift.wasserstein_distance.by_feature.values(), *drift.category_frequency_shift.values(),
-            *drift.missing_value_density_change.values()]
-
-
 # -- data drift and quality --------------------------------------------------------------------
 
 class _FeatureResult:
@@ -223,24 +226,18 @@ def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Monitorin
     """Drift per feature, and the per-feature data-quality fields of the record."""
     expected = [col.feature(f) for f in baseline.feature_distributions]
     present = [c for c in window.columns if c.startswith(col.FEATURE_PREFIX)]
-    families: dict[str, dict[str, FeatureMetric]] = {
-        "psi": {}, "kl_divergence": {}, "wasserstein_distance": {}, "category_frequency_shift": {},
-        "missing_value_density_change": {}}
+    families: dict[str, dict[str, FeatureMetric]] = {spec.name: {} for spec in metrics_of(DATA)}
     by_feature: dict[str, FeatureQuality] = {}
     for name, reference in baseline.feature_distributions.items():
         result = _feature_drift(window, name, reference, config, thresholds)
         for family, metric in result.metrics.items():
             families[family][name] = metric
         by_feature[name] = result.quality
-    drift = DataDrift(
-        psi=families["psi"],
-        kl_divergence=_worst_feature(families["kl_divergence"], thresholds.kl_divergence,
-                                     Reason.NO_BASELINE_DATA, "the baseline has no feature"),
-        wasserstein_distance=_worst_feature(families["wasserstein_distance"], thresholds.wasserstein_distance,
-                                            Reason.NOT_APPLICABLE, "the baseline has no numerical feature"),
-        category_frequency_shift=families["category_frequency_shift"],
-        missing_value_density_change=families["missing_value_density_change"],
-    )
+    kinds = {d.dtype for d in baseline.feature_distributions.values()}
+    drift = DataDrift(**{
+        spec.name: families[spec.name] if spec.scope is Scope.FEATURE
+        else _worst_feature(families[spec.name], thresholds[spec.name], *_no_feature_reason(spec, kinds))
+        for spec in metrics_of(DATA)})
     quality = dict(
         schema_violations=schema_violations(window, expected, present),
         missing_features=sorted(c[len(col.FEATURE_PREFIX):] for c in set(expected) - set(present)),
@@ -250,27 +247,27 @@ def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Monitorin
     return drift, quality
 
 
+def _no_feature_reason(spec: reg.MetricSpec, kinds: set[str]) -> tuple[Reason, str]:
+    """Why a worst-feature metric has no item at all."""
+    if not kinds:
+        return Reason.NO_BASELINE_DATA, "the baseline has no feature"
+    return Reason.NOT_APPLICABLE, f"the baseline has no feature of kind {sorted(spec.applies_to)}"
+
+
 def _feature_drift(window: pd.DataFrame, name: str, reference: FeatureDistribution, config: MonitoringConfig,
                    thresholds: ThresholdSet) -> _FeatureResult:
     result = _FeatureResult()
-    families = ["psi", "kl_divergence", "missing_value_density_change"]
-    families.append("wasserstein_distance" if reference.is_numerical else "category_frequency_shift")
-
-    def everything_unavailable(reason: Reason, detail: str, **fields) -> _FeatureResult:
-        for family in families:
-            result.metrics[family] = unavailable(FeatureMetric, reason, thresholds[family], detail, feature=name,
-                                                 **fields)
-        return result
-
     column = col.feature(name)
     if column not in window.columns:
-        return everything_unavailable(Reason.MISSING_COLUMN, f"the window has no column {column!r}")
-    try:
-        if reference.is_numerical:
-            return _numerical_feature(window[column], name, reference, config, thresholds, result)
-        return _categorical_feature(window[column], name, reference, config, thresholds, result)
-    except _DATA_ERRORS as exc:
-        return everything_unavailable(Reason.INVALID_INPUT, f"{type(exc).__name__}: {exc}")
+        detail = f"the window has no column {column!r}"
+        for spec in metrics_of(DATA):
+            if reference.dtype in spec.applies_to:
+                result.metrics[spec.name] = unavailable(FeatureMetric, Reason.MISSING_COLUMN, thresholds[spec.name],
+                                                        detail, feature=name)
+        return result
+    if reference.is_numerical:
+        return _numerical_feature(window[column], name, reference, config, thresholds, result)
+    return _categorical_feature(window[column], name, reference, config, thresholds, result)
 
 
 def _missing_change(name: str, rows: int, missing: int, reference: FeatureDistribution, config: MonitoringConfig,
@@ -309,23 +306,30 @@ def _numerical_feature(series: pd.Series, name: str, reference: FeatureDistribut
         out_of_range += range_violations(s, reference.min, reference.max)
     result.quality = FeatureQuality(missing=values.missing, type_mismatches=values.type_mismatches,
                                     range_violations=out_of_range, non_finite=values.non_finite)
-    result.metrics["missing_value_density_change"] = _missing_change(
-        name, values.rows, values.missing, reference, config, thresholds.missing_value_density_change)
-    families = ("psi", "kl_divergence", "wasserstein_distance")
-    if not _enough(result, name, s.size, reference, config, thresholds, families):
+    result.metrics[reg.MISSING_VALUE_DENSITY_CHANGE.name] = _missing_change(
+        name, values.rows, values.missing, reference, config, thresholds[reg.MISSING_VALUE_DENSITY_CHANGE.name])
+    if not _enough(result, name, s.size, reference, config, thresholds,
+                   (reg.PSI.name, reg.KL_DIVERGENCE.name, reg.WASSERSTEIN_DISTANCE.name)):
         return result
     fields = dict(feature=name, sample_count=int(s.size), reference_count=reference.sample_count)
-    edges = np.asarray(reference.bin_edges, dtype=float)
     ref_p = np.asarray(reference.bin_proportions, dtype=float)
-    cur_p = bin_counts_sorted(s, edges) / s.size
-    result.metrics["psi"] = judged(FeatureMetric, psi_from_proportions(ref_p, cur_p, config.eps), thresholds.psi,
-                                   **fields)
-    result.metrics["kl_divergence"] = judged(FeatureMetric, kl_from_proportions(ref_p, cur_p, config.eps),
-                                             thresholds.kl_divergence, **fields)
-    result.metrics["wasserstein_distance"] = _guarded(
-        FeatureMetric, thresholds.wasserstein_distance,
-        lambda: _wasserstein(s, reference, thresholds.wasserstein_distance, fields), **fields)
+    cur_p = numeric_proportions(np.asarray(reference.bin_edges, dtype=float), s)
+    _judge_proportions(result, ref_p, cur_p, config, thresholds, fields)
+    threshold = thresholds[reg.WASSERSTEIN_DISTANCE.name]
+    result.metrics[reg.WASSERSTEIN_DISTANCE.name] = _guarded(
+        FeatureMetric, threshold, lambda: _wasserstein(s, reference, threshold, fields), **fields)
     return result
+
+
+def _judge_proportions(result: _FeatureResult, ref_p: np.ndarray, cur_p: np.ndarray, config: MonitoringConfig,
+                       thresholds: ThresholdSet, fields: dict, *, categorical: bool = False) -> None:
+    """PSI and KL of a feature's binned proportions (and the frequency shift of a categorical one)."""
+    values = {reg.PSI.name: psi_from_proportions(ref_p, cur_p, config.eps),
+              reg.KL_DIVERGENCE.name: kl_from_proportions(ref_p, cur_p, config.eps)}
+    if categorical:
+        values[reg.CATEGORY_FREQUENCY_SHIFT.name] = total_variation(ref_p, cur_p)
+    for metric, value in values.items():
+        result.metrics[metric] = judged(FeatureMetric, value, thresholds[metric], **fields)
 
 
 def _wasserstein(s: np.ndarray, reference: FeatureDistribution, threshold: Threshold, fields: dict) -> FeatureMetric:
@@ -342,34 +346,27 @@ def _wasserstein(s: np.ndarray, reference: FeatureDistribution, threshold: Thres
 def _categorical_feature(series: pd.Series, name: str, reference: FeatureDistribution, config: MonitoringConfig,
                          thresholds: ThresholdSet, result: _FeatureResult) -> _FeatureResult:
     values = categorical_column(series, boolean=reference.dtype == "boolean")
-    counts = values.counts()
     result.quality = FeatureQuality(missing=values.missing, type_mismatches=values.type_mismatches)
-    result.metrics["missing_value_density_change"] = _missing_change(
-        name, values.rows, values.missing, reference, config, thresholds.missing_value_density_change)
-    total = int(counts.sum())
-    families = ("psi", "kl_divergence", "category_frequency_shift")
-    if not _enough(result, name, total, reference, config, thresholds, families):
+    result.metrics[reg.MISSING_VALUE_DENSITY_CHANGE.name] = _missing_change(
+        name, values.rows, values.missing, reference, config, thresholds[reg.MISSING_VALUE_DENSITY_CHANGE.name])
+    total = int(values.counts().sum())
+    if not _enough(result, name, total, reference, config, thresholds,
+                   (reg.PSI.name, reg.KL_DIVERGENCE.name, reg.CATEGORY_FREQUENCY_SHIFT.name)):
         return result
-    frequencies = reference.frequencies or {}
-    _, ref_p, cur_p = align_categories(list(frequencies), list(frequencies.values()), values.categories, counts)
     fields = dict(feature=name, sample_count=total, reference_count=reference.sample_count)
-    result.metrics["psi"] = judged(FeatureMetric, psi_from_proportions(ref_p, cur_p, config.eps), thresholds.psi,
-                                   **fields)
-    result.metrics["kl_divergence"] = judged(FeatureMetric, kl_from_proportions(ref_p, cur_p, config.eps),
-                                             thresholds.kl_divergence, **fields)
-    result.metrics["category_frequency_shift"] = judged(FeatureMetric, total_variation(ref_p, cur_p),
-                                                        thresholds.category_frequency_shift, **fields)
+    ref_p, cur_p = category_proportions(reference.frequencies or {}, values)
+    _judge_proportions(result, ref_p, cur_p, config, thresholds, fields, categorical=True)
     return result
 
 
 # -- fairness ----------------------------------------------------------------------------------
 
 def _fairness_drift(window: pd.DataFrame, baseline: DriftSnapshot, outputs: Outputs, config: MonitoringConfig,
-                    thresholds: ThresholdSet) -> tuple[FairnessDrift, int]:
+                    thresholds: ThresholdSet, label_problem: LabelProblem | None) -> tuple[FairnessDrift, int]:
     by_metric: dict[str, dict[str, FairnessValue]] = {m: {} for m in METRICS}
     mismatches = 0
     for attribute in config.protected_attributes:
-        values, wrong = _attribute_fairness(window, attribute, baseline, outputs, config, thresholds)
+        values, wrong = _attribute_fairness(window, attribute, baseline, outputs, config, thresholds, label_problem)
         mismatches += wrong
         for metric, value in values.items():
             by_metric[metric][attribute] = value
@@ -378,7 +375,8 @@ def _fairness_drift(window: pd.DataFrame, baseline: DriftSnapshot, outputs: Outp
 
 
 def _attribute_fairness(window: pd.DataFrame, attribute: str, baseline: DriftSnapshot, outputs: Outputs,
-                        config: MonitoringConfig, thresholds: ThresholdSet) -> tuple[dict[str, FairnessValue], int]:
+                        config: MonitoringConfig, thresholds: ThresholdSet, label_problem: LabelProblem | None
+                        ) -> tuple[dict[str, FairnessValue], int]:
     column = col.protected(attribute)
     base = dict(attribute=attribute, confidence_level=config.confidence_level)
 
@@ -389,15 +387,13 @@ def _attribute_fairness(window: pd.DataFrame, attribute: str, baseline: DriftSna
         return all_unavailable(Reason.MISSING_COLUMN, f"the window has no column {column!r}"), 0
     if col.PREDICTED_CLASS not in window.columns:
         return all_unavailable(Reason.MISSING_COLUMN, f"the window has no column {col.PREDICTED_CLASS!r}"), 0
-    try:
-        groups = categorical_column(window[column])
-        codes = np.where(outputs.has_prediction, groups.codes, -1)
-        table = group_table(outputs.predicted_positive, codes, groups.categories, outputs.truth_state)
-        gaps = {m: assess(table, m, config.min_group_size) for m in METRICS}
-        intervals = bootstrap_intervals(table, gaps, resamples=config.bootstrap_resamples, seed=config.bootstrap_seed,
-                                        confidence_level=config.confidence_level, stream=attribute)
-    except _DATA_ERRORS as exc:
-        return all_unavailable(Reason.INVALID_INPUT, f"{type(exc).__name__}: {exc}"), 0
+    groups = categorical_column(window[column])
+    if label_problem:
+        return all_unavailable(_label_reason(label_problem), label_problem.message), groups.type_mismatches
+    table = attribute_table(outputs, groups)
+    gaps = {m: assess(table, m, config.min_group_size) for m in METRICS}
+    intervals = bootstrap_intervals(table, gaps, resamples=config.bootstrap_resamples, seed=config.bootstrap_seed,
+                                    confidence_level=config.confidence_level, stream=attribute)
     reference = baseline.fairness_metrics.get(attribute)
     comparable = reference is not None and baseline.positive_label in (None, config.positive_label)
     results = {}
@@ -422,9 +418,15 @@ def _attribute_fairness(window: pd.DataFrame, attribute: str, baseline: DriftSna
     return results, groups.type_mismatches
 
 
+def _label_reason(problem: LabelProblem) -> Reason:
+    """A positive class the window lacks while the baseline has it, or one unknown everywhere."""
+    return Reason.NO_POSITIVE_PREDICTIONS if problem.known_elsewhere else Reason.UNKNOWN_POSITIVE_CLASS
+
+
 def _affected_bound(metric: str, severity: Severity, threshold: Threshold) -> float | None:
-    """DP/EO: the WARNING threshold always; DI: the bound of the severity reached (none at INFO)."""
-    if metric != "disparate_impact":
+    """Gaps (DP/EO): the WARNING threshold always; ratios where lower is worse (DI): the
+    bound of the severity reached (none at INFO)."""
+    if threshold.higher_is_worse:
         return threshold.warning
     return threshold.bound_for(severity)
 
@@ -447,18 +449,14 @@ def _worst_attribute(items: dict[str, FairnessValue], threshold: Threshold) -> F
 # -- model drift -------------------------------------------------------------------------------
 
 def _model_drift(window: pd.DataFrame, baseline: DriftSnapshot, outputs: Outputs, config: MonitoringConfig,
-                 thresholds: ThresholdSet) -> tuple[ModelDrift, int]:
+                 thresholds: ThresholdSet, label_problem: LabelProblem | None) -> tuple[ModelDrift, int]:
     entropy, invalid_outputs = _entropy_change(window, baseline, config, thresholds.output_entropy_change)
     drift = ModelDrift(
-        prediction_distribution_shift=_guarded(
-            PredictionShift, thresholds.prediction_distribution_shift,
-            lambda: _prediction_shift(window, baseline, outputs, config, thresholds.prediction_distribution_shift)),
-        accuracy_drop=_guarded(AccuracyDrop, thresholds.accuracy_drop,
-                               lambda: _accuracy_drop(window, baseline, outputs, config, thresholds.accuracy_drop)),
+        prediction_distribution_shift=_prediction_shift(window, baseline, outputs, config,
+                                                        thresholds.prediction_distribution_shift),
+        accuracy_drop=_accuracy_drop(baseline, outputs, config, thresholds.accuracy_drop, label_problem),
         output_entropy_change=entropy,
-        prediction_volatility=_guarded(
-            PredictionVolatility, thresholds.prediction_volatility,
-            lambda: _volatility(window, outputs, config, thresholds.prediction_volatility)),
+        prediction_volatility=_volatility(window, outputs, config, thresholds.prediction_volatility, label_problem),
     )
     return drift, invalid_outputs
 
@@ -476,15 +474,18 @@ def _prediction_shift(window, baseline, outputs: Outputs, config, threshold) -> 
         return unavailable(PredictionShift, Reason.INSUFFICIENT_DATA, threshold,
                            f"{count} predictions, fewer than min_window_size={config.min_window_size}",
                            sample_count=count, current_distribution=current)
-    counts = {c: int(n) for c, n in zip(outputs.classes, outputs.class_counts) if n > 0}
+    counts = outputs.class_counts_by_name()
     return judged(PredictionShift, distribution_shift(baseline.prediction_distribution, counts), threshold,
                   sample_count=count, current_distribution=current)
 
 
-def _accuracy_drop(window, baseline, outputs: Outputs, config, threshold) -> AccuracyDrop:
+def _accuracy_drop(baseline, outputs: Outputs, config, threshold, label_problem: LabelProblem | None) -> AccuracyDrop:
     current, labelled = outputs.accuracy()
     fields = dict(baseline_accuracy=baseline.baseline_accuracy, current_accuracy=current, labelled_count=labelled,
                   sample_count=labelled)
+    if label_problem and not label_problem.known_elsewhere:
+        # the configured classes do not match the data: accuracy would judge the wrong model
+        return unavailable(AccuracyDrop, Reason.UNKNOWN_POSITIVE_CLASS, threshold, label_problem.message, **fields)
     if current is None:
         return unavailable(AccuracyDrop, Reason.NO_GROUND_TRUTH, threshold,
                            "no prediction in the window has ground truth yet", **fields)
@@ -506,10 +507,7 @@ def _entropy_change(window, baseline: DriftSnapshot, config, threshold) -> tuple
         return unavailable(EntropyChange, Reason.NO_OUTPUT_SCORES, threshold,
                            "no output scores (probabilities or confidence) logged in both the window "
                            "and the baseline"), 0
-    try:
-        reading = output_entropy(window, source, config.eps)
-    except _DATA_ERRORS as exc:
-        return unavailable(EntropyChange, Reason.INVALID_INPUT, threshold, f"{type(exc).__name__}: {exc}"), 0
+    reading = output_entropy(window, source, config.eps)
     reference = getattr(stored, source)
     fields = dict(source=source, baseline_entropy=reference, current_entropy=reading.mean,
                   sample_count=reading.valid_rows)
@@ -520,16 +518,18 @@ def _entropy_change(window, baseline: DriftSnapshot, config, threshold) -> tuple
                            f"min_window_size={config.min_window_size}", **fields), invalid
     if not reference > 0:
         return unavailable(EntropyChange, Reason.UNDEFINED, threshold, "the baseline entropy is 0", **fields), invalid
-    return judged(EntropyChange, abs(reading.mean - reference) / reference, threshold, **fields), invalid
+    return judged(EntropyChange, output_entropy_change(reference, reading.mean), threshold, **fields), invalid
 
 
-def _volatility(window, outputs: Outputs, config, threshold) -> PredictionVolatility:
+def _volatility(window, outputs: Outputs, config, threshold,
+                label_problem: LabelProblem | None) -> PredictionVolatility:
     if col.TIMESTAMP not in window.columns:
         return unavailable(PredictionVolatility, Reason.NO_TIMESTAMPS, threshold,
                            f"the window has no column {col.TIMESTAMP!r}")
-    hours = hour_codes(window[col.TIMESTAMP])
-    hours = np.where(outputs.has_prediction, hours, -1)
-    rates, chunks = hourly_positive_rates(hours, outputs.predicted_positive, config.min_hourly_chunk)
+    if label_problem and not label_problem.known_elsewhere:
+        return unavailable(PredictionVolatility, Reason.UNKNOWN_POSITIVE_CLASS, threshold, label_problem.message,
+                           sample_count=outputs.prediction_count)
+    rates, chunks = positive_rates_by_hour(window[col.TIMESTAMP], outputs, config.min_hourly_chunk)
     fields = dict(chunk_count=chunks, chunks_used=int(rates.size), sample_count=outputs.prediction_count)
     if rates.size < 2:
         return unavailable(PredictionVolatility, Reason.INSUFFICIENT_DATA, threshold,
@@ -542,8 +542,7 @@ def _volatility(window, outputs: Outputs, config, threshold) -> PredictionVolati
 
 def _explanation_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: MonitoringConfig,
                        thresholds: ThresholdSet) -> tuple[ExplanationDrift, int]:
-    kinds = {"shap_kl_divergence": MetricValue, "top_features_change": TopFeaturesChange,
-             "rank_correlation": MetricValue}
+    kinds = {name: field.annotation for name, field in ExplanationDrift.model_fields.items()}
 
     def all_unavailable(reason: Reason, detail: str, **fields) -> ExplanationDrift:
         return ExplanationDrift(**{m: unavailable(k, reason, thresholds[m], detail, **fields)
@@ -554,10 +553,7 @@ def _explanation_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Mo
     names = [n for n in explanation_names(window) if n in baseline.shap_distributions]
     if not names:
         return all_unavailable(Reason.NO_EXPLANATIONS, "the window has no SHAP values of the baseline's features"), 0
-    try:
-        shap = read_shap(window, names)
-    except _DATA_ERRORS as exc:
-        return all_unavailable(Reason.INVALID_INPUT, f"{type(exc).__name__}: {exc}"), 0
+    shap = read_shap(window, names)
     usable = ~np.isnan(shap.importance)
     names = [n for n, ok in zip(names, usable) if ok]
     current = shap.importance[usable]
@@ -576,10 +572,8 @@ def _explanation_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Mo
                       thresholds.shap_kl_divergence, **fields)
 
     def top() -> TopFeaturesChange:
-        k = min(TOP_K, len(names))
-        old, new = top_features(reference, names, k), top_features(current, names, k)
-        return judged(TopFeaturesChange, len(set(old) - set(new)), thresholds.top_features_change, old=old, new=new,
-                      **fields)
+        count, old, new = top_features_change(reference, current, names, min(TOP_K, len(names)))
+        return judged(TopFeaturesChange, count, thresholds.top_features_change, old=old, new=new, **fields)
 
     def rank() -> MetricValue:
         return judged(MetricValue, rank_correlation(reference, current), thresholds.rank_correlation, **fields)

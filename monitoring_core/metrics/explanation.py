@@ -15,15 +15,19 @@ from .binning import smooth
 TOP_K = 5
 
 
+def mean_abs(values: np.ndarray) -> float:
+    """A feature's importance, ``mean(|SHAP|)`` of its finite values (NaN when it has none)."""
+    return float(np.abs(values).mean()) if values.size else float("nan")
+
+
 def feature_importance(shap_values: np.ndarray) -> np.ndarray:
-    """``mean(|SHAP_f|)`` per column of an ``(rows, features)`` array, NaN left out."""
+    """:func:`mean_abs` per column of an ``(rows, features)`` array, NaN left out."""
     values = np.asarray(shap_values, dtype=float)
     if values.ndim != 2:
         raise InvalidInput(f"SHAP values must be a 2-D (rows, features) array, got shape {values.shape}")
     if np.isinf(values).any():
         raise InvalidInput("SHAP values hold infinities")
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(np.abs(values), axis=0)
+    return np.array([mean_abs(column[~np.isnan(column)]) for column in values.T])
 
 
 def normalised(importance: np.ndarray) -> np.ndarray:

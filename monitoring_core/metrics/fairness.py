@@ -27,16 +27,17 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InvalidInput
+from ..models import metric_registry as registry
 from ..models.record import Reason
+from .labels import UNLABELLED, Outputs, as_series, public_outputs
+from .quality import CategoricalColumn, categorical_column
 
 # cell index = 2 * truth_state + (0 if predicted positive else 1)
 # truth_state: 0 = positive ground truth, 1 = other label, 2 = no label
 PRED_POS_TRUTH_POS, PRED_NEG_TRUTH_POS, PRED_POS_TRUTH_NEG, PRED_NEG_TRUTH_NEG, PRED_POS_UNLABELLED, \
     PRED_NEG_UNLABELLED = range(6)
-TRUTH_POSITIVE, TRUTH_NEGATIVE, UNLABELLED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ def group_table(predicted_positive: np.ndarray, group_codes: np.ndarray, groups:
     return GroupTable(list(groups), counts.reshape(len(groups), 6), int((~present).sum()))
 
 
+def attribute_table(outputs: Outputs, groups: CategoricalColumn) -> GroupTable:
+    """The :class:`GroupTable` of one attribute: rows with a prediction and a group."""
+    codes = np.where(outputs.has_prediction, groups.codes, -1)
+    return group_table(outputs.predicted_positive, codes, groups.categories, outputs.truth_state)
+
+
 @dataclass(frozen=True)
 class GroupGap:
     """One fairness metric of one attribute, before severity is attached.
@@ -133,12 +140,13 @@ class GroupGap:
         return max((self.rates[g] for g in self.eligible), default=None)
 
 
-METRICS = ("demographic_parity", "equal_opportunity", "disparate_impact")
+METRICS = tuple(spec.name for spec in registry.metrics_of(registry.FAIRNESS))
+_EO, _DI = registry.EQUAL_OPPORTUNITY.name, registry.DISPARATE_IMPACT.name
 
 
 def _gap_inputs(table: GroupTable, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(rate, size) per group: TPR and labelled positives for EO, selection rate and rows otherwise."""
-    if metric == "equal_opportunity":
+    if metric == _EO:
         return table.true_positive_rates(), table.actual_positive
     return table.selection_rates(), table.rows
 
@@ -160,12 +168,12 @@ def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
     eligible = (sizes >= min_group_size) & has_data
     info["eligible"] = tuple(names[i] for i in np.flatnonzero(eligible))
     info["insufficient"] = tuple(names[i] for i in np.flatnonzero(has_data & ~eligible))
-    if metric == "equal_opportunity":
+    if metric == _EO:
         if table.labelled.sum() == 0:
             return GroupGap(metric, None, Reason.NO_GROUND_TRUTH, "no row has ground truth", **info)
         if table.actual_positive.sum() == 0:
             return GroupGap(metric, None, Reason.NO_POSITIVE_LABELS, "no row has positive ground truth", **info)
-    unit = "rows with positive ground truth" if metric == "equal_opportunity" else "rows"
+    unit = "rows with positive ground truth" if metric == _EO else "rows"
     if has_data.sum() < 2:
         return GroupGap(metric, None, Reason.TOO_FEW_GROUPS,
                         f"{int(has_data.sum())} group(s) with {unit}; a gap needs two", **info)
@@ -173,7 +181,7 @@ def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
         return GroupGap(metric, None, Reason.INSUFFICIENT_DATA,
                         f"fewer than two groups with at least {min_group_size} {unit}", **info)
     used = rates[eligible]
-    if metric == "disparate_impact":
+    if metric == _DI:
         if used.max() == 0:
             return GroupGap(metric, None, Reason.NO_POSITIVE_PREDICTIONS,
                             "no group has a positive prediction; the ratio is undefined", **info)
@@ -212,9 +220,9 @@ def bootstrap_statistics(table: GroupTable, gaps: dict[str, GroupGap], *, resamp
     index = {g: i for i, g in enumerate(table.groups)}
     statistics = {}
     for metric, gap in wanted.items():
-        rates = (tpr if metric == "equal_opportunity" else selection)[:, [index[g] for g in gap.eligible]]
+        rates = (tpr if metric == _EO else selection)[:, [index[g] for g in gap.eligible]]
         high, low = rates.max(axis=1), rates.min(axis=1)  # NaN propagates from undefined TPRs
-        if metric == "disparate_impact":
+        if metric == _DI:
             with np.errstate(invalid="ignore", divide="ignore"):
                 values = np.where(high > 0, low / np.where(high > 0, high, 1.0), np.nan)
         else:
@@ -239,49 +247,30 @@ def bootstrap_intervals(table: GroupTable, gaps: dict[str, GroupGap], *, resampl
     return intervals
 
 
-# -- public functions on raw arrays ----------------------------------------------------------
+# -- public functions on raw arrays (fairlearn's order and keywords) --------------------------
 
-def _label_mask(values: pd.Series, label, name: str) -> np.ndarray:
-    """Rows equal to ``label``: numerically for numeric columns, as text otherwise."""
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
-        if isinstance(label, (bool, int, float, np.number)):
-            return (values == label).to_numpy(dtype=bool, na_value=False)
-        raise InvalidInput(f"{name} holds numbers but positive_label is {label!r}; give a label of the same type")
-    return (values.astype(str) == str(label)).to_numpy(dtype=bool, na_value=False)
+def fairness_table(y_true, y_pred, *, sensitive_features, pos_label=1) -> GroupTable:
+    """The :class:`GroupTable` of raw arrays, built as the engine builds it.
 
-
-def _as_series(values, name: str) -> pd.Series:
-    if np.ndim(values) != 1:
-        raise InvalidInput(f"{name} must be one-dimensional, got shape {np.shape(values)}")
-    series = values if isinstance(values, pd.Series) else pd.Series(values)
-    return series.reset_index(drop=True)
-
-
-def fairness_table(y_pred, groups, positive_label, y_true=None) -> GroupTable:
-    """The :class:`GroupTable` of raw arrays.
+    Labels compare as text and exactly (``pos_label=1`` matches ``1`` and ``"1"``); groups
+    are the text of ``sensitive_features``. ``y_true`` may be None; a missing ``y_true``
+    (None/NaN) means "no label yet".
 
     Raises
     ------
     InvalidInput
-        on lengths that differ, a missing prediction or group, or a label type that cannot
-        match ``positive_label``. A missing ``y_true`` (None/NaN) means "no label yet".
+        on lengths that differ, a missing prediction or group, a group that is not text or a
+        number, or a ``pos_label`` found neither in ``y_pred`` nor in ``y_true``.
     """
-    pred = _as_series(y_pred, "y_pred")
-    grp = _as_series(groups, "groups")
-    truth = None if y_true is None else _as_series(y_true, "y_true")
-    lengths = {"y_pred": len(pred), "groups": len(grp)} | ({} if truth is None else {"y_true": len(truth)})
-    if len(set(lengths.values())) > 1:
-        raise InvalidInput(f"arrays have different lengths: {lengths}")
-    for name, series in (("y_pred", pred), ("groups", grp)):
-        if series.isna().any():
-            raise InvalidInput(f"{name} has {int(series.isna().sum())} missing value(s)")
-    codes, uniques = pd.factorize(grp.astype(str), sort=True)
-    state = None
-    if truth is not None:
-        labelled = truth.notna().to_numpy()
-        positive = _label_mask(truth, positive_label, "y_true")
-        state = np.where(positive, TRUTH_POSITIVE, np.where(labelled, TRUTH_NEGATIVE, UNLABELLED)).astype(np.int8)
-    return group_table(_label_mask(pred, positive_label, "y_pred"), codes, [str(u) for u in uniques], state)
+    outputs = public_outputs(y_true, y_pred, pos_label)
+    features = as_series(sensitive_features, "sensitive_features")
+    if len(features) != outputs.rows:
+        raise InvalidInput(f"sensitive_features has {len(features)} rows, y_pred {outputs.rows}")
+    groups = categorical_column(features, boolean=True)
+    if groups.missing or groups.type_mismatches:
+        raise InvalidInput(f"sensitive_features has {groups.missing} missing value(s) and "
+                           f"{groups.type_mismatches} value(s) that are neither text nor a number")
+    return attribute_table(outputs, groups)
 
 
 def _value_or_raise(gap: GroupGap) -> float:
@@ -290,13 +279,14 @@ def _value_or_raise(gap: GroupGap) -> float:
     return gap.value
 
 
-def selection_rates(y_pred, groups, positive_label) -> dict[str, float]:
-    """``SR_g = P(y_pred = positive_label | group g)`` per group."""
-    table = fairness_table(y_pred, groups, positive_label)
+def selection_rates(y_true, y_pred, *, sensitive_features, pos_label=1) -> dict[str, float]:
+    """``SR_g = P(y_pred = pos_label | group g)`` per group (``y_true`` may be None)."""
+    table = fairness_table(y_true, y_pred, sensitive_features=sensitive_features, pos_label=pos_label)
     return dict(zip(table.groups, table.selection_rates().tolist()))
 
 
-def demographic_parity_difference(y_pred, groups, positive_label, *, min_group_size: int = 1) -> float:
+def demographic_parity_difference(y_true, y_pred, *, sensitive_features, pos_label=1,
+                                  min_group_size: int = 1) -> float:
     r"""Largest gap in selection rate between groups.
 
     .. math:: \mathrm{DPD} = \max_g SR_g - \min_g SR_g, \quad SR_g = P(\hat y = + \mid g)
@@ -305,10 +295,12 @@ def demographic_parity_difference(y_pred, groups, positive_label, *, min_group_s
 
     Parameters
     ----------
-    y_pred, groups : array_like, 1-D, same length
+    y_true : array_like or None
+        Not needed (fairlearn's signature); None is accepted.
+    y_pred, sensitive_features : array_like, 1-D, same length
         Predicted labels and the protected attribute's group per row.
-    positive_label
-        The favourable class.
+    pos_label
+        The favourable class; it must occur in ``y_pred`` or ``y_true``.
     min_group_size : int
         Groups with fewer rows are left out (the analysis uses 30).
 
@@ -319,30 +311,32 @@ def demographic_parity_difference(y_pred, groups, positive_label, *, min_group_s
     Raises
     ------
     InvalidInput
-        on bad input, or fewer than two groups of ``min_group_size`` rows.
+        on bad input (see :func:`fairness_table`), or fewer than two groups of
+        ``min_group_size`` rows.
     """
-    return _value_or_raise(assess(fairness_table(y_pred, groups, positive_label), "demographic_parity",
-                                  min_group_size))
+    table = fairness_table(y_true, y_pred, sensitive_features=sensitive_features, pos_label=pos_label)
+    return _value_or_raise(assess(table, registry.DEMOGRAPHIC_PARITY.name, min_group_size))
 
 
-def disparate_impact_ratio(y_pred, groups, positive_label, *, min_group_size: int = 1) -> float:
+def disparate_impact_ratio(y_true, y_pred, *, sensitive_features, pos_label=1, min_group_size: int = 1) -> float:
     r"""Lowest selection rate over the highest (the four-fifths rule).
 
     .. math:: \mathrm{DI} = \min_g SR_g / \max_g SR_g
 
     Equals ``fairlearn.metrics.demographic_parity_ratio``. In ``[0, 1]``; WARNING below
-    0.90, CRITICAL below 0.80.
+    0.90, CRITICAL below 0.80. Arguments as :func:`demographic_parity_difference`.
 
     Raises
     ------
     InvalidInput
         on bad input, fewer than two groups, or no positive prediction at all (0/0).
     """
-    return _value_or_raise(assess(fairness_table(y_pred, groups, positive_label), "disparate_impact",
-                                  min_group_size))
+    table = fairness_table(y_true, y_pred, sensitive_features=sensitive_features, pos_label=pos_label)
+    return _value_or_raise(assess(table, _DI, min_group_size))
 
 
-def equal_opportunity_difference(y_true, y_pred, groups, positive_label, *, min_group_size: int = 1) -> float:
+def equal_opportunity_difference(y_true, y_pred, *, sensitive_features, pos_label=1,
+                                 min_group_size: int = 1) -> float:
     r"""Largest gap in true-positive rate between groups.
 
     .. math:: \mathrm{EOD} = \max_g TPR_g - \min_g TPR_g, \quad TPR_g = P(\hat y = + \mid y = +, g)
@@ -353,10 +347,12 @@ def equal_opportunity_difference(y_true, y_pred, groups, positive_label, *, min_
     Raises
     ------
     InvalidInput
-        on bad input, no ground truth, or fewer than two groups with positives.
+        on bad input, no ``y_true``, no ground truth, or fewer than two groups with positives.
     """
-    return _value_or_raise(assess(fairness_table(y_pred, groups, positive_label, y_true), "equal_opportunity",
-                                  min_group_size))
+    if y_true is None:
+        raise InvalidInput("equal opportunity needs y_true")
+    table = fairness_table(y_true, y_pred, sensitive_features=sensitive_features, pos_label=pos_label)
+    return _value_or_raise(assess(table, _EO, min_group_size))
 
 
 def affected_groups(gap: GroupGap, attribute: str, bound: float | None) -> list[str]:
@@ -369,7 +365,7 @@ def affected_groups(gap: GroupGap, attribute: str, bound: float | None) -> list[
     best = gap.best_rate
     if bound is None or best is None:
         return []
-    if gap.metric == "disparate_impact":
+    if gap.metric == _DI:
         flagged = [g for g in gap.eligible if best > 0 and gap.rates[g] / best < bound]
     else:
         flagged = [g for g in gap.eligible if best - gap.rates[g] > bound]

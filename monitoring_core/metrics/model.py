@@ -10,15 +10,7 @@ import pandas as pd
 from ..errors import InvalidInput
 from .binning import align_categories
 from .drift import total_variation
-
-
-def class_distribution(labels) -> dict[str, float]:
-    """Share of each predicted class (missing predictions left out)."""
-    series = (labels if isinstance(labels, pd.Series) else pd.Series(labels)).dropna().astype(str)
-    if series.empty:
-        return {}
-    counts = series.value_counts(sort=False)
-    return {str(k): float(v) / len(series) for k, v in counts.items()}
+from .labels import Outputs, as_series, public_outputs
 
 
 def distribution_shift(reference: Mapping[str, float], current_counts: Mapping[str, int]) -> float:
@@ -40,10 +32,10 @@ def prediction_distribution_shift(reference_distribution: Mapping[str, float], c
     InvalidInput
         when there is no current prediction or no reference distribution.
     """
-    current = class_distribution(current_predictions)
-    if not current or not reference_distribution:
+    outputs = public_outputs(None, current_predictions, None, missing_predictions=True)
+    if not outputs.prediction_count or not reference_distribution:
         raise InvalidInput("needs a reference distribution and at least one current prediction")
-    return distribution_shift(reference_distribution, current)
+    return distribution_shift(reference_distribution, outputs.class_counts_by_name())
 
 
 def accuracy(y_true, y_pred) -> tuple[float | None, int]:
@@ -51,16 +43,7 @@ def accuracy(y_true, y_pred) -> tuple[float | None, int]:
 
     Labels compare as text. ``(None, 0)`` when no row has ground truth.
     """
-    truth = pd.Series(y_true).reset_index(drop=True)
-    pred = pd.Series(y_pred).reset_index(drop=True)
-    if len(truth) != len(pred):
-        raise InvalidInput(f"y_true has {len(truth)} rows, y_pred {len(pred)}")
-    labelled = truth.notna().to_numpy() & pred.notna().to_numpy()
-    count = int(labelled.sum())
-    if count == 0:
-        return None, 0
-    correct = truth[labelled].astype(str).to_numpy() == pred[labelled].astype(str).to_numpy()
-    return float(correct.mean()), count
+    return public_outputs(y_true, y_pred, None, needs_truth=True, missing_predictions=True).accuracy()
 
 
 def accuracy_drop(baseline_accuracy: float, y_true, y_pred) -> float:
@@ -98,7 +81,7 @@ def row_entropy(probabilities: np.ndarray, eps: float = 1e-4) -> np.ndarray:
 def valid_probability_rows(probabilities: np.ndarray) -> np.ndarray:
     """Rows whose scores are all finite and in ``[0, 1]``."""
     p = np.asarray(probabilities, dtype=float)
-    p = p.reshape(len(p), -1)
+    p = p[:, None] if p.ndim == 1 else p  # (not reshape(len, -1): an empty window has no "-1")
     return np.all((p >= 0.0) & (p <= 1.0), axis=1)  # NaN compares False
 
 
@@ -111,7 +94,7 @@ def mean_output_entropy(probabilities, eps: float = 1e-4) -> float:
         when no row holds valid probabilities.
     """
     p = np.asarray(probabilities, dtype=float)
-    p = p.reshape(len(p), -1)
+    p = p[:, None] if p.ndim == 1 else p
     valid = valid_probability_rows(p)
     if not valid.any():
         raise InvalidInput("no row holds finite probabilities in [0, 1]")
@@ -168,12 +151,17 @@ def prediction_volatility(timestamps, predictions, positive_label, *, min_chunk:
     InvalidInput
         on lengths that differ or fewer than two chunks with enough predictions.
     """
-    pred = pd.Series(predictions).reset_index(drop=True)
-    stamps = pd.Series(timestamps).reset_index(drop=True)
-    if len(pred) != len(stamps):
-        raise InvalidInput(f"timestamps has {len(stamps)} rows, predictions {len(pred)}")
-    is_positive = (pred.astype(str) == str(positive_label)).to_numpy(dtype=bool) & pred.notna().to_numpy()
-    rates, _ = hourly_positive_rates(hour_codes(stamps), is_positive, min_chunk)
+    outputs = public_outputs(None, predictions, positive_label)
+    stamps = as_series(timestamps, "timestamps")
+    if len(stamps) != outputs.rows:
+        raise InvalidInput(f"timestamps has {len(stamps)} rows, predictions {outputs.rows}")
+    rates, _ = positive_rates_by_hour(stamps, outputs, min_chunk)
     if rates.size < 2:
         raise InvalidInput(f"{rates.size} hourly chunk(s) with at least {min_chunk} predictions; need two")
     return float(rates.std())
+
+
+def positive_rates_by_hour(timestamps: pd.Series, outputs: Outputs, min_chunk: int) -> tuple[np.ndarray, int]:
+    """:func:`hourly_positive_rates` of the rows with a prediction and a timestamp."""
+    hours = np.where(outputs.has_prediction, hour_codes(timestamps), -1)
+    return hourly_positive_rates(hours, outputs.predicted_positive, min_chunk)

@@ -40,10 +40,12 @@ from ..models.baseline import (
     OutputEntropy,
     ShapDistribution,
 )
+from ..models.metric_registry import DEMOGRAPHIC_PARITY
 from ..models.thresholds import MonitoringConfig
-from .binning import QUANTILE_GRID_SIZE, bin_counts_sorted, quantile_bin_edges, quantile_grid, quantiles_of_sorted
-from .drift import wasserstein_to_grid
-from .fairness import METRICS, assess, group_table
+from .binning import QUANTILE_GRID_SIZE, quantile_bin_edges, quantile_grid, quantiles_of_sorted
+from .drift import category_frequencies, numeric_proportions, wasserstein_to_grid
+from .fairness import METRICS, assess, attribute_table
+from .labels import positive_class_problem
 from .outputs import entropy_sources, output_entropy, read_outputs
 from .quality import categorical_column, numeric_column
 
@@ -79,7 +81,7 @@ def numerical_distribution(series: pd.Series, bins: int = 10) -> FeatureDistribu
         mean=float(s.mean()), std=std, median=float(np.median(s)),
         quantiles=quantiles_of_sorted(s, np.array(SUMMARY_QUANTILES)).tolist(),
         min=float(s[0]), max=float(s[-1]),
-        bin_edges=edges.tolist(), bin_proportions=(bin_counts_sorted(s, edges) / s.size).tolist(),
+        bin_edges=edges.tolist(), bin_proportions=numeric_proportions(edges, s).tolist(),
         quantile_grid=grid.tolist(), wasserstein_grid_error=grid_error,
     )
 
@@ -87,13 +89,10 @@ def numerical_distribution(series: pd.Series, bins: int = 10) -> FeatureDistribu
 def categorical_distribution(series: pd.Series, kind: FeatureKind = "categorical") -> FeatureDistribution:
     """Category frequencies of a categorical or boolean column (values as text)."""
     column = categorical_column(series, boolean=kind == "boolean")
-    counts = column.counts()
-    total = int(counts.sum())
     rows = column.rows
     return FeatureDistribution(
-        dtype=kind, sample_count=total, missing_count=column.missing,
-        missing_rate=column.missing / rows if rows else 0.0,
-        frequencies={c: float(n) / total for c, n in zip(column.categories, counts) if n > 0} if total else {},
+        dtype=kind, sample_count=int(column.counts().sum()), missing_count=column.missing,
+        missing_rate=column.missing / rows if rows else 0.0, frequencies=category_frequencies(column),
     )
 
 
@@ -130,16 +129,16 @@ def build_baseline(frame: pd.DataFrame, config: MonitoringConfig, *, model_id: s
                                else categorical_distribution(series, kind))
 
     outputs = read_outputs(frame, config.positive_label)
-    known = set(outputs.classes) | {config.positive_label}
-    if col.GROUND_TRUTH in frame.columns:
-        known |= set(frame[col.GROUND_TRUTH].dropna().astype(str).unique())
+    problem = positive_class_problem(config.positive_label, outputs, where="the frame's predictions and labels")
+    if problem:
+        raise InvalidInput(f"cannot build a baseline: {problem.message}")
     accuracy, labelled = outputs.accuracy()
 
     fields = dict(
         model_id=model_id, model_version=model_version, is_active=is_active, created_by=created_by,
         sample_count=len(frame), dataset_version=dataset_version, training_date=training_date,
         source=source, period_start=period_start, period_end=period_end,
-        positive_label=config.positive_label, known_labels=sorted(known), bins=config.bins,
+        positive_label=config.positive_label, known_labels=sorted(outputs.seen), bins=config.bins,
         feature_distributions=distributions,
         fairness_metrics=_fairness_baselines(frame, outputs, config),
         prediction_distribution=outputs.class_distribution(), prediction_count=outputs.prediction_count,
@@ -171,9 +170,7 @@ def _fairness_baselines(frame: pd.DataFrame, outputs, config: MonitoringConfig) 
         name = col.protected(attribute)
         if name not in frame.columns:
             continue
-        groups = categorical_column(frame[name])
-        codes = np.where(outputs.has_prediction, groups.codes, -1)
-        table = group_table(outputs.predicted_positive, codes, groups.categories, outputs.truth_state)
+        table = attribute_table(outputs, categorical_column(frame[name]))
         gaps = {metric: assess(table, metric, config.min_group_size) for metric in METRICS}
         sr, tpr, fpr = table.selection_rates(), table.true_positive_rates(), table.false_positive_rates()
         rows, positives = table.rows, table.predicted_positive
@@ -188,7 +185,7 @@ def _fairness_baselines(frame: pd.DataFrame, outputs, config: MonitoringConfig) 
         result[attribute] = AttributeFairness(
             **{metric: gap.value for metric, gap in gaps.items()},
             group_metrics=group_metrics,
-            insufficient_groups=sorted(set(gaps["demographic_parity"].insufficient)),
+            insufficient_groups=sorted(set(gaps[DEMOGRAPHIC_PARITY.name].insufficient)),
         )
     return result
 

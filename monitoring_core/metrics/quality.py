@@ -18,6 +18,7 @@ Nothing here raises on bad data.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,40 +55,135 @@ class CategoricalColumn:
         return np.bincount(valid, minlength=len(self.categories))
 
 
-def numeric_column(series: pd.Series) -> NumericColumn:
-    """Coerce a window column to finite float64 values, counting what does not fit."""
-    rows = len(series)
-    mismatches = 0
-    if pd.api.types.is_bool_dtype(series.dtype):
-        # a boolean where a number is expected: wrong type, nothing usable
-        missing = int(series.isna().sum())
-        return NumericColumn(np.empty(0), rows, missing, rows - missing, 0)
-    if pd.api.types.is_numeric_dtype(series.dtype) and not isinstance(series.dtype, pd.CategoricalDtype):
+@dataclass(frozen=True)
+class ParsedNumbers:
+    """A column read as numbers, cell by cell (the one converter for numeric columns).
+
+    ``values`` holds the number of every cell: NaN where the cell is missing or not a
+    number, ±inf kept (callers count and drop them). ``not_number`` marks present cells
+    that are no number at all (unparsable text, lists, dicts, bytes, booleans);
+    ``as_text`` counts numbers written as text (``"3.5"``), which are used.
+    """
+
+    values: np.ndarray
+    missing: np.ndarray
+    not_number: np.ndarray
+    as_text: int
+
+    @property
+    def infinite(self) -> np.ndarray:
+        return np.isinf(self.values)
+
+
+def parse_numbers(series: pd.Series, *, blank_is_missing: bool = False) -> ParsedNumbers:
+    """Read a column as float64, classifying every cell (see :class:`ParsedNumbers`).
+
+    Parameters
+    ----------
+    series : Series
+        Any dtype; numeric columns take a copy-free fast path.
+    blank_is_missing : bool
+        Whether empty or whitespace-only text is a missing value (CSV cells) rather than
+        text that is not a number.
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        missing = series.isna().to_numpy()
+        return ParsedNumbers(np.full(len(series), np.nan), missing, ~missing, 0)
+    if pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing_mask = np.isnan(values)
-    else:
-        objects = series.astype(object)
-        missing_mask = objects.isna().to_numpy()
-        parsed = pd.to_numeric(objects, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        # The slow path, taken only when a numerical column did not arrive as numbers: one
-        # type() per value (pandas' map), then vectorised tests on the types.
-        types = objects.map(type)
-        wrong_type = ~types.isin(_NUMBER_TYPES).to_numpy() & ~missing_mask
-        is_bool = types.isin(_BOOL_TYPES).to_numpy()
-        parsed[is_bool] = np.nan  # True is not 1.0 here: left out
-        unparsed = np.isnan(parsed) & ~missing_mask
-        mismatches = int((wrong_type | unparsed).sum())
-        values = parsed
-    missing = int(missing_mask.sum())
-    infinite = np.isinf(values)
+        return ParsedNumbers(values, np.isnan(values), np.zeros(len(values), dtype=bool), 0)
+    kind = pd.api.types.infer_dtype(series, skipna=True)  # stops at the first cell of another type
+    if kind in ("string", "empty"):
+        return _parse_text(series, blank_is_missing)
+    if kind in ("integer", "floating", "mixed-integer-float"):
+        values = pd.to_numeric(series.astype(object)).to_numpy(dtype=np.float64, na_value=np.nan)
+        return ParsedNumbers(values, np.isnan(values), np.zeros(len(values), dtype=bool), 0)
+    return _parse_objects(series.astype(object), blank_is_missing)
+
+
+def _parse_text(series: pd.Series, blank_is_missing: bool) -> ParsedNumbers:
+    """Every present cell is a string. Text that repeats a handful of values (categories) is
+    parsed once per distinct value: failing to parse is what makes ``to_numeric`` slow."""
+    if _few_distinct(series):
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        text = pd.Series(uniques, dtype=object)
+        parsed = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        blank = _blank_text(text, np.isnan(parsed)) if blank_is_missing else np.zeros(len(text), dtype=bool)
+        return _gather(codes, parsed, blank, np.isnan(parsed) & ~blank, ~np.isnan(parsed))
+    values = pd.to_numeric(series.astype(object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    unparsed = np.isnan(values)
+    missing = series.isna().to_numpy()
+    if blank_is_missing:
+        missing = missing | _blank_text(series, unparsed & ~missing)
+    return ParsedNumbers(values, missing, unparsed & ~missing, int((~unparsed).sum()))
+
+
+def _few_distinct(series: pd.Series, sample: int = 10_000) -> bool:
+    head = series.iloc[:sample]
+    return len(series) > sample and head.nunique() < sample // 10
+
+
+def _blank_text(text: pd.Series, candidates: np.ndarray) -> np.ndarray:
+    """Which of the ``candidates`` cells hold only whitespace (an empty CSV cell)."""
+    blank = np.zeros(len(text), dtype=bool)
+    if candidates.any():
+        blank[candidates] = (text[candidates].astype(str).str.strip() == "").to_numpy(dtype=bool)
+    return blank
+
+
+def _parse_objects(objects: pd.Series, blank_is_missing: bool) -> ParsedNumbers:
+    """Mixed cells, classified one by one by their type (the slow path, taken only when a
+    numeric column did not arrive as numbers; not deduplicated, as True and 1 hash alike)."""
+    codes, uniques = np.arange(len(objects)), objects.reset_index(drop=True)
+    types = uniques.map(type)
+    is_na = uniques.isna().to_numpy()
+    is_number = types.isin(_NUMBER_TYPES).to_numpy()
+    is_text = types.isin(_TEXT_TYPES).to_numpy()
+    parsed = np.full(len(uniques), np.nan)
+    usable = is_number | is_text
+    if usable.any():
+        parsed[usable] = pd.to_numeric(uniques[usable], errors="coerce").to_numpy(dtype=np.float64,
+                                                                                   na_value=np.nan)
+    blank = np.zeros(len(uniques), dtype=bool)
+    if blank_is_missing and is_text.any():
+        blank[is_text] = (uniques[is_text].astype(str).str.strip() == "").to_numpy(dtype=bool)
+    unique_missing = is_na | blank
+    return _gather(codes, parsed, unique_missing, ~unique_missing & np.isnan(parsed), is_text & ~np.isnan(parsed))
+
+
+def _gather(codes, parsed, unique_missing, unique_not_number, unique_as_text) -> ParsedNumbers:
+    """Per-cell arrays from per-distinct-value ones (code -1: missing)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    last = len(parsed)
+    codes = np.where(codes < 0, last, codes)
+    values = np.append(parsed, np.nan)[codes]
+    values[np.append(unique_missing | unique_not_number, True)[codes]] = np.nan
+    missing = np.append(unique_missing, True)[codes]
+    not_number = np.append(unique_not_number, False)[codes]
+    as_text = int(np.append(unique_as_text & ~unique_missing, False)[codes].sum())
+    return ParsedNumbers(values, missing, not_number, as_text)
+
+
+def numeric_column(series: pd.Series) -> NumericColumn:
+    """Coerce a window column to finite float64 values, counting what does not fit.
+
+    Type mismatches: cells that are not numbers (left out) and numbers written as text
+    (used). Infinities are counted in ``non_finite`` and left out.
+    """
+    parsed = parse_numbers(series)
+    values = parsed.values
+    infinite = parsed.infinite
     non_finite = int(infinite.sum())
-    usable = values[~(np.isnan(values) | infinite)]
-    return NumericColumn(usable, rows, missing, mismatches, non_finite)
+    usable = values[~(np.isnan(values) | infinite)] if non_finite or parsed.missing.any() or \
+        parsed.not_number.any() else values
+    return NumericColumn(usable, len(series), int(parsed.missing.sum()),
+                         int(parsed.not_number.sum()) + parsed.as_text, non_finite)
 
 
-_BOOL_TYPES = [bool, np.bool_]
 _NUMBER_TYPES = [int, float, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
                  np.uint64, np.uint32, np.uint16, np.uint8]
+_TEXT_TYPES = [str, np.str_]
 
 
 def categorical_column(series: pd.Series, *, boolean: bool = False) -> CategoricalColumn:
@@ -102,7 +198,12 @@ def categorical_column(series: pd.Series, *, boolean: bool = False) -> Categoric
             and not isinstance(series.dtype, pd.CategoricalDtype):
         # a whole column of numbers is a coded categorical (zip codes, ratings): its text is the category
         series = series.astype("str")
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists, dicts): no category, counted below
+        series = series.astype(object)
+        unhashable = series.map(_unhashable).to_numpy(dtype=bool)
+        codes, uniques = pd.factorize(series.mask(unhashable, _UNHASHABLE), use_na_sentinel=True)
     codes = np.asarray(codes, dtype=np.int64)
     missing = int((codes < 0).sum())
     uniques = list(uniques)
@@ -116,6 +217,17 @@ def categorical_column(series: pd.Series, *, boolean: bool = False) -> Categoric
         mismatches = int(np.isin(codes, [i for i, ok in enumerate(fits) if not ok]).sum())
         codes = remap[codes]  # code -1 (missing) picks the trailing -1
     return CategoricalColumn(codes, distinct, rows, missing, mismatches)
+
+
+class _Unhashable:
+    """Stands for every unhashable cell: one category that never fits."""
+
+
+_UNHASHABLE = _Unhashable()
+
+
+def _unhashable(value) -> bool:
+    return not isinstance(value, Hashable)
 
 
 def _fits_category(value, boolean: bool) -> bool:

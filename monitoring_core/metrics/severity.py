@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from ..models.common import Severity
+from ..models.metric_registry import category_weights
 from ..models.record import MetricValue, Reason
 from ..models.thresholds import Threshold
 
-CATEGORY_WEIGHTS: dict[str, float] = {"fairness": 0.40, "data": 0.30, "model": 0.20, "explanation": 0.10}
+CATEGORY_WEIGHTS: dict[str, float] = category_weights()
+"""Weight of each category in the aggregated score, from the metric registry."""
 
 M = TypeVar("M", bound=MetricValue)
 

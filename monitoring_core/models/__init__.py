@@ -1,3 +1,4 @@
 from .baseline import DriftSnapshot
-from .record import Breach, MonitoringRecord
+from .incidents import TriggeredMetric
+from .record import MonitoringRecord
 from .thresholds import MonitoringConfig, RiskLevel, Threshold, ThresholdSet

@@ -13,19 +13,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..clock import now
-from .common import Document, UtcDatetime, new_id
+from .common import Document, Part, UtcDatetime, new_id
 
 FeatureKind = Literal["numerical", "categorical", "boolean"]
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FeatureDistribution(_Part):
+class FeatureDistribution(Part):
     """Reference distribution of one feature.
 
     ``bin_edges`` are the *interior* edges of the quantile bins (ascending, duplicates
@@ -69,7 +65,7 @@ class FeatureDistribution(_Part):
         return self.dtype == "numerical"
 
 
-class GroupBaseline(_Part):
+class GroupBaseline(Part):
     """One group of a protected attribute in the reference set."""
 
     selection_rate: float | None = Field(default=None, ge=0, le=1)
@@ -81,7 +77,7 @@ class GroupBaseline(_Part):
     actual_negatives: int = Field(default=0, ge=0, description="rows with other (known) ground truth")
 
 
-class AttributeFairness(_Part):
+class AttributeFairness(Part):
     """Reference fairness of one protected attribute (same small-group rule as the analysis)."""
 
     demographic_parity: float | None = None
@@ -91,7 +87,7 @@ class AttributeFairness(_Part):
     insufficient_groups: list[str] = Field(default_factory=list)
 
 
-class ShapDistribution(_Part):
+class ShapDistribution(Part):
     """SHAP values of one feature; importance is ``mean_abs``."""
 
     mean: float
@@ -101,7 +97,7 @@ class ShapDistribution(_Part):
     sample_count: int = Field(ge=0)
 
 
-class OutputEntropy(_Part):
+class OutputEntropy(Part):
     """Mean Shannon entropy (nats) of the model's outputs, per source available."""
 
     probabilities: float | None = Field(default=None, description="from prediction.probabilities.*")

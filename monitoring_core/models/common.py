@@ -56,6 +56,12 @@ def finite_or_none(value: float | None) -> float | None:
     return value
 
 
+class Part(BaseModel):
+    """Base of a document's nested parts: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Document(BaseModel):
     """Base of every stored document: unknown fields are refused, names are checked."""
 

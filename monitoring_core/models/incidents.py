@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from .common import Document, Severity, UtcDatetime, new_id
 from ..clock import now
-
-# Fairness metric names as the source schema spells them and as the metrics engine does
-# ("demographic_parity:gender"); a fairness incident must name the groups it affects.
-FAIRNESS_METRICS = frozenset(
-    {"demographic_parity", "equal_opportunity", "disparate_impact",
-     "demographic_parity_drift", "equal_opportunity_drift"}
-)
+from .common import Document, Part, Severity, UtcDatetime, new_id
+from .metric_registry import FAIRNESS, spec_of
 
 
 def is_fairness_metric(metric_name: str) -> bool:
-    return metric_name.split(":", 1)[0] in FAIRNESS_METRICS
+    """Whether an incident/alert metric name (``demographic_parity:gender``, or the source
+    schema's ``demographic_parity_drift``) is a fairness metric; such an incident must name
+    the groups it affects."""
+    spec = spec_of(metric_name)
+    return spec is not None and spec.category == FAIRNESS
 
 
 class IncidentStatus(enum.StrEnum):
@@ -44,18 +42,24 @@ class ResolutionCategory(enum.StrEnum):
     FALSE_POSITIVE = "false_positive"
 
 
-class TriggeredMetric(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TriggeredMetric(Part):
+    """One metric item at WARNING or CRITICAL: what a record's
+    :meth:`~monitoring_core.models.record.MonitoringRecord.breaches` lists and an incident's
+    ``metrics_triggered`` stores. ``metric_name`` is ``<metric>`` or ``<metric>:<feature or
+    attribute>`` (:func:`~monitoring_core.models.metric_registry.item_name`)."""
 
     metric_name: str = Field(min_length=1)
     value: float = Field(allow_inf_nan=False)
     threshold: float = Field(allow_inf_nan=False)
     severity: Severity | None = None
+    affected_groups: list[str] = Field(default_factory=list)
+    feature: str | None = None
+    attribute: str | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
-class ResponseAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResponseAction(Part):
     action: str = Field(min_length=1)
     taken_by: str = Field(min_length=1)
     taken_at: UtcDatetime = Field(default_factory=now)

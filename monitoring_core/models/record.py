@@ -16,10 +16,13 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, create_model, model_validator
 
 from ..clock import now
-from .common import Document, Severity, UtcDatetime, finite_or_none, new_id
+from . import metric_registry as reg
+from .common import Document, Part, Severity, UtcDatetime, finite_or_none, new_id
+from .incidents import TriggeredMetric
+from .metric_registry import AGGREGATED_SCORE, CATEGORIES, Category, MetricSpec, Scope, item_name, metrics_of
 from .thresholds import Threshold
 
 Number = Annotated[float | None, AfterValidator(finite_or_none)]
@@ -37,6 +40,7 @@ class Reason(enum.StrEnum):
     NO_POSITIVE_PREDICTIONS = "no_positive_predictions"
     NO_POSITIVE_LABELS = "no_positive_labels"
     TOO_FEW_GROUPS = "too_few_groups"
+    UNKNOWN_POSITIVE_CLASS = "unknown_positive_class"
     NO_EXPLANATIONS = "no_explanations"
     NO_OUTPUT_SCORES = "no_output_scores"
     NO_TIMESTAMPS = "no_timestamps"
@@ -45,11 +49,7 @@ class Reason(enum.StrEnum):
     INVALID_INPUT = "invalid_input"
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MetricValue(_Part):
+class MetricValue(Part):
     value: Number = None
     severity: Severity = Severity.INFO
     available: bool = True
@@ -139,43 +139,45 @@ class TopFeaturesChange(MetricValue):
     new: list[str] = Field(default_factory=list)
 
 
-class DataDrift(_Part):
-    psi: dict[str, FeatureMetric] = Field(default_factory=dict)
-    kl_divergence: WorstFeatureMetric
-    wasserstein_distance: WorstFeatureMetric
-    category_frequency_shift: dict[str, FeatureMetric] = Field(default_factory=dict)
-    # The schema stores a bare number per feature; this keeps the same map with each value
-    # carrying its severity like every other metric.
-    missing_value_density_change: dict[str, FeatureMetric] = Field(default_factory=dict)
+# The record's value type of each metric: by scope, unless a metric carries more fields.
+_VALUE_TYPES: dict[Scope, type[MetricValue]] = {
+    Scope.WORST_FEATURE: WorstFeatureMetric, Scope.ATTRIBUTE: FairnessMetric, Scope.MODEL: MetricValue}
+_SPECIAL_VALUE_TYPES: dict[str, type[MetricValue]] = {
+    reg.PREDICTION_DISTRIBUTION_SHIFT.name: PredictionShift, reg.ACCURACY_DROP.name: AccuracyDrop,
+    reg.OUTPUT_ENTROPY_CHANGE.name: EntropyChange, reg.PREDICTION_VOLATILITY.name: PredictionVolatility,
+    reg.TOP_FEATURES_CHANGE.name: TopFeaturesChange}
 
 
-class FairnessDrift(_Part):
-    demographic_parity: FairnessMetric
-    equal_opportunity: FairnessMetric
-    disparate_impact: FairnessMetric
+def _field(spec: MetricSpec) -> tuple:
+    if spec.scope is Scope.FEATURE:
+        # The schema stores a bare number per feature for the missing-value change; the map
+        # keeps each value with its severity like every other metric.
+        return dict[str, FeatureMetric], Field(default_factory=dict)
+    return _SPECIAL_VALUE_TYPES.get(spec.name, _VALUE_TYPES[spec.scope]), ...
 
 
-class ModelDrift(_Part):
-    prediction_distribution_shift: PredictionShift
-    accuracy_drop: AccuracyDrop
-    output_entropy_change: EntropyChange
-    prediction_volatility: PredictionVolatility
+def _block(category: Category, class_name: str) -> type[Part]:
+    """The record block of a category: one field per metric of the registry."""
+    return create_model(class_name, __base__=Part, __module__=__name__,
+                        **{spec.name: _field(spec) for spec in metrics_of(category)})
 
 
-class ExplanationDrift(_Part):
-    shap_kl_divergence: MetricValue
-    top_features_change: TopFeaturesChange
-    rank_correlation: MetricValue
+DataDrift = _block(CATEGORIES[0], "DataDrift")
+FairnessDrift = _block(CATEGORIES[1], "FairnessDrift")
+ModelDrift = _block(CATEGORIES[2], "ModelDrift")
+ExplanationDrift = _block(CATEGORIES[3], "ExplanationDrift")
+BLOCKS: dict[str, type[Part]] = dict(zip((c.name for c in CATEGORIES),
+                                         (DataDrift, FairnessDrift, ModelDrift, ExplanationDrift)))
 
 
-class FeatureQuality(_Part):
+class FeatureQuality(Part):
     missing: int = Field(default=0, ge=0)
     type_mismatches: int = Field(default=0, ge=0)
     range_violations: int = Field(default=0, ge=0)
     non_finite: int = Field(default=0, ge=0, description="±inf values (also counted as range violations)")
 
 
-class DataQuality(_Part):
+class DataQuality(Part):
     """Counts over the window. Offending values are left out of the metrics they would corrupt."""
 
     schema_violations: int = Field(default=0, ge=0)
@@ -188,7 +190,7 @@ class DataQuality(_Part):
     by_feature: dict[str, FeatureQuality] = Field(default_factory=dict)
 
 
-class RecordMetrics(_Part):
+class RecordMetrics(Part):
     data_drift: DataDrift
     fairness_drift: FairnessDrift
     model_drift: ModelDrift
@@ -196,7 +198,7 @@ class RecordMetrics(_Part):
     data_quality: DataQuality
 
 
-class AnalysisPeriod(_Part):
+class AnalysisPeriod(Part):
     start: UtcDatetime
     end: UtcDatetime
 
@@ -205,20 +207,6 @@ class AnalysisPeriod(_Part):
         if self.start > self.end:
             raise ValueError("analysis period starts after it ends")
         return self
-
-
-class Breach(_Part):
-    """One metric item at WARNING or CRITICAL, ready for an incident's ``metrics_triggered``."""
-
-    metric_name: str
-    value: float
-    threshold: float
-    severity: Severity
-    affected_groups: list[str] = Field(default_factory=list)
-    feature: str | None = None
-    attribute: str | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
 
 
 class MonitoringRecord(Document):
@@ -239,38 +227,53 @@ class MonitoringRecord(Document):
     analyzer_version: str | None = None
     execution_time_ms: float | None = Field(default=None, ge=0)
 
-    def breaches(self) -> list[Breach]:
+    def breaches(self) -> list[TriggeredMetric]:
         """Every metric item at WARNING or CRITICAL, plus the aggregated score when it is."""
-        return list(_breaches(self))
+        return [b for b in _breaches(self) if b is not None]
 
 
-def _breach(name: str, metric: MetricValue, **extra) -> Breach | None:
+
+def category_items(block: Part, category: Category) -> list[MetricValue]:
+    """Every item of a category's metrics (each feature's, each attribute's), for its score."""
+    return [item for _, item, _ in _items(block, category)]
+
+
+def _items(block: Part, category: Category):
+    """``(spec, item, feature or attribute)`` for every item of a record block."""
+    for spec in metrics_of(category):
+        value = getattr(block, spec.name)
+        if spec.scope is Scope.FEATURE:
+            items = value
+        elif spec.scope is Scope.WORST_FEATURE:
+            items = value.by_feature
+        elif spec.scope is Scope.ATTRIBUTE:
+            items = value.by_attribute
+        else:
+            yield spec, value, None
+            continue
+        for name, item in items.items():
+            yield spec, item, name
+
+
+def _breach(spec: MetricSpec, metric: MetricValue, item: str | None) -> TriggeredMetric | None:
     if metric.severity is Severity.INFO or metric.value is None or metric.threshold is None:
         return None
-    return Breach(metric_name=name, value=metric.value, threshold=metric.threshold.bound_for(metric.severity),
-                  severity=metric.severity, **extra)
+    extra = {}
+    if spec.scope in (Scope.FEATURE, Scope.WORST_FEATURE):
+        extra = dict(feature=item)
+    elif spec.scope is Scope.ATTRIBUTE:
+        extra = dict(attribute=item, affected_groups=list(metric.affected_groups), ci_low=metric.ci_low,
+                     ci_high=metric.ci_high)
+    return TriggeredMetric(metric_name=item_name(spec, item), value=metric.value,
+                           threshold=metric.threshold.bound_for(metric.severity), severity=metric.severity,
+                           **extra)
 
 
 def _breaches(record: MonitoringRecord):
-    m = record.metrics
-    candidates: list[Breach | None] = []
-    data = m.data_drift
-    for family in ("psi", "category_frequency_shift", "missing_value_density_change"):
-        for feature, item in getattr(data, family).items():
-            candidates.append(_breach(f"{family}:{feature}", item, feature=feature))
-    for family in ("kl_divergence", "wasserstein_distance"):
-        for feature, item in getattr(data, family).by_feature.items():
-            candidates.append(_breach(f"{family}:{feature}", item, feature=feature))
-    for family in ("demographic_parity", "equal_opportunity", "disparate_impact"):
-        for attribute, item in getattr(m.fairness_drift, family).by_attribute.items():
-            candidates.append(_breach(f"{family}:{attribute}", item, attribute=attribute,
-                                      affected_groups=list(item.affected_groups),
-                                      ci_low=item.ci_low, ci_high=item.ci_high))
-    for block in (m.model_drift, m.explanation_drift):
-        for name in type(block).model_fields:
-            candidates.append(_breach(name, getattr(block, name)))
+    for category in CATEGORIES:
+        for spec, item, name in _items(getattr(record.metrics, category.record_block), category):
+            yield _breach(spec, item, name)
     if record.aggregated_score_threshold is not None:
         overall = record.aggregated_score_threshold.severity(record.aggregated_score)
-        candidates.append(_breach("aggregated_score", MetricValue(
-            value=record.aggregated_score, severity=overall, threshold=record.aggregated_score_threshold)))
-    yield from (c for c in candidates if c is not None)
+        yield _breach(AGGREGATED_SCORE, MetricValue(value=record.aggregated_score, severity=overall,
+                                                    threshold=record.aggregated_score_threshold), None)

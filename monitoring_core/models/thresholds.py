@@ -15,20 +15,21 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from .common import Severity
+from .metric_registry import METRICS, Direction, MetricSpec, RiskLevel
 
 
-class RiskLevel(enum.StrEnum):
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
+def unknown_label_message(label: str, classes, where: str) -> str:
+    """"positive class 'Approve' not among <where> ['approve', 'reject']; did you mean 'approve'?"
 
-
-class Direction(enum.StrEnum):
-    HIGHER_IS_WORSE = "higher_is_worse"
-    LOWER_IS_WORSE = "lower_is_worse"
+    Labels match exactly; a label equal but for case or surrounding spaces is suggested.
+    """
+    seen = sorted(str(c) for c in classes)
+    message = f"positive class {label!r} not among {where} {seen}"
+    close = [c for c in seen if c.strip().casefold() == label.strip().casefold()]
+    return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 class Threshold(BaseModel):
@@ -97,70 +98,23 @@ class Threshold(BaseModel):
         return float(min(1.0, max(0.0, score)))
 
 
-def _higher(warning: float, critical: float, *, warning_inclusive: bool, critical_inclusive: bool) -> dict:
-    return dict(warning=warning, critical=critical, direction=Direction.HIGHER_IS_WORSE,
-                warning_inclusive=warning_inclusive, critical_inclusive=critical_inclusive)
-
-
-def _lower(warning: float, critical: float) -> dict:
-    return dict(warning=warning, critical=critical, direction=Direction.LOWER_IS_WORSE,
-                warning_inclusive=False, critical_inclusive=False)
-
-
-# The spec's table (docs: ../shared/spec/metrics.md), which refines the policy's section 2.
 POLICY_THRESHOLDS: dict[str, dict[str, Any]] = {
-    # data drift
-    "psi": _higher(0.10, 0.25, warning_inclusive=True, critical_inclusive=True),
-    "kl_divergence": _higher(0.10, 0.30, warning_inclusive=True, critical_inclusive=True),
-    "wasserstein_distance": _higher(0.15, 0.30, warning_inclusive=True, critical_inclusive=False),
-    "category_frequency_shift": _higher(0.10, 0.20, warning_inclusive=True, critical_inclusive=True),
-    "missing_value_density_change": _higher(0.05, 0.15, warning_inclusive=True, critical_inclusive=True),
-    # fairness (judged on the current level)
-    "demographic_parity": _higher(0.05, 0.10, warning_inclusive=False, critical_inclusive=False),
-    "equal_opportunity": _higher(0.05, 0.10, warning_inclusive=False, critical_inclusive=False),
-    "disparate_impact": _lower(0.90, 0.80),
-    # model drift
-    "prediction_distribution_shift": _higher(0.20, 0.40, warning_inclusive=False, critical_inclusive=False),
-    "accuracy_drop": _higher(0.05, 0.10, warning_inclusive=False, critical_inclusive=False),
-    "output_entropy_change": _higher(0.25, 0.50, warning_inclusive=False, critical_inclusive=False),
-    "prediction_volatility": _higher(0.10, 0.20, warning_inclusive=False, critical_inclusive=False),
-    # explanation drift
-    "shap_kl_divergence": _higher(0.10, 0.30, warning_inclusive=True, critical_inclusive=True),
-    "top_features_change": _higher(2, 3, warning_inclusive=True, critical_inclusive=True),
-    "rank_correlation": _lower(0.80, 0.60),
-    # policy 2.3: the aggregated score is CRITICAL above 0.30 (it has no WARNING band)
-    "aggregated_score": _higher(0.30, 0.30, warning_inclusive=False, critical_inclusive=False),
-}
+    name: spec.threshold_fields(RiskLevel.HIGH) for name, spec in METRICS.items()}
+"""Default threshold of every metric (derived from the metric registry)."""
 
 
-def _default(metric: str) -> Any:
-    return Field(default_factory=lambda: Threshold(metric=metric, **POLICY_THRESHOLDS[metric]))
+def _default(spec: MetricSpec) -> Any:
+    return Field(default_factory=lambda: Threshold(**spec.threshold_fields(RiskLevel.HIGH)))
 
 
-class ThresholdSet(BaseModel):
-    """One threshold per metric. Overrides may give only the bounds they change::
+class _ThresholdSetBase(BaseModel):
+    """One threshold per metric of :mod:`~monitoring_core.models.metric_registry`. Overrides may
+    give only the bounds they change::
 
         ThresholdSet(demographic_parity={"warning": 0.03, "critical": 0.06})
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    psi: Threshold = _default("psi")
-    kl_divergence: Threshold = _default("kl_divergence")
-    wasserstein_distance: Threshold = _default("wasserstein_distance")
-    category_frequency_shift: Threshold = _default("category_frequency_shift")
-    missing_value_density_change: Threshold = _default("missing_value_density_change")
-    demographic_parity: Threshold = _default("demographic_parity")
-    equal_opportunity: Threshold = _default("equal_opportunity")
-    disparate_impact: Threshold = _default("disparate_impact")
-    prediction_distribution_shift: Threshold = _default("prediction_distribution_shift")
-    accuracy_drop: Threshold = _default("accuracy_drop")
-    output_entropy_change: Threshold = _default("output_entropy_change")
-    prediction_volatility: Threshold = _default("prediction_volatility")
-    shap_kl_divergence: Threshold = _default("shap_kl_divergence")
-    top_features_change: Threshold = _default("top_features_change")
-    rank_correlation: Threshold = _default("rank_correlation")
-    aggregated_score: Threshold = _default("aggregated_score")
 
     @model_validator(mode="before")
     @classmethod
@@ -168,14 +122,25 @@ class ThresholdSet(BaseModel):
         """A partial override keeps the policy's other bounds and is named after its field."""
         if not isinstance(data, dict):
             return data
-        merged = dict(data)
-        for metric, value in data.items():
-            if metric in POLICY_THRESHOLDS and isinstance(value, dict):
-                merged[metric] = {**POLICY_THRESHOLDS[metric], "metric": metric, **value}
-        return merged
+        return {metric: _merged(metric, value) for metric, value in data.items()}
 
     def __getitem__(self, metric: str) -> Threshold:
         return getattr(self, metric)
+
+
+def _merged(metric: str, value: Any, level: RiskLevel = RiskLevel.HIGH) -> Any:
+    if metric in METRICS and isinstance(value, dict):
+        return {**METRICS[metric].threshold_fields(level), **value}
+    return value
+
+
+ThresholdSet = create_model("ThresholdSet", __base__=_ThresholdSetBase, __module__=__name__,
+                            **{name: (Threshold, _default(spec)) for name, spec in METRICS.items()})
+
+
+def default_thresholds(level: RiskLevel) -> ThresholdSet:
+    """The policy's threshold set for a risk level."""
+    return ThresholdSet(**{name: spec.threshold_fields(level) for name, spec in METRICS.items()})
 
 
 class Cadence(enum.StrEnum):
@@ -238,10 +203,20 @@ class MonitoringConfig(BaseModel):
     min_hourly_chunk: int = Field(default=30, ge=1)
     thresholds: dict[RiskLevel, ThresholdSet] = Field(default_factory=dict, validate_default=True)
 
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _level_defaults(cls, given: Any) -> Any:
+        """A level's partial overrides keep that level's default bounds for everything else."""
+        if not isinstance(given, dict):
+            return given
+        return {level: {m: _merged(m, v, RiskLevel(level)) for m, v in value.items()}
+                if isinstance(value, dict) and level in set(RiskLevel) else value
+                for level, value in given.items()}
+
     @field_validator("thresholds", mode="after")
     @classmethod
     def _every_level(cls, given: dict[RiskLevel, ThresholdSet]) -> dict[RiskLevel, ThresholdSet]:
-        return {level: given.get(level, ThresholdSet()) for level in RiskLevel}
+        return {level: given[level] if level in given else default_thresholds(level) for level in RiskLevel}
 
     @field_validator("protected_attributes", "class_labels")
     @classmethod
@@ -253,7 +228,7 @@ class MonitoringConfig(BaseModel):
     @model_validator(mode="after")
     def _positive_is_a_class(self) -> MonitoringConfig:
         if self.class_labels is not None and self.positive_label not in self.class_labels:
-            raise ValueError(f"positive_label {self.positive_label!r} is not among class_labels {self.class_labels}")
+            raise ValueError(unknown_label_message(self.positive_label, self.class_labels, "class_labels"))
         return self
 
     @property
