@@ -142,13 +142,17 @@ def test_an_append_that_keeps_losing_the_race_gives_up_clearly(store, monkeypatc
     assert store.audit.link_at(2) is None
 
 
-def test_entry_and_checkpoint_commit_with_the_change_or_not_at_all(tmp_path):
+def test_entry_and_checkpoint_commit_with_the_change_or_not_at_all(tmp_path, monkeypatch):
     store = SqliteStore(tmp_path / "fw.db")
     store.ensure_schema()
     _record(store, 1)
     with pytest.raises(RuntimeError), store.transaction():
         _record(store, 1)
         raise RuntimeError("the state change failed after its entry was appended")
+    with monkeypatch.context() as patch:
+        patch.setattr(store.audit_checkpoints, "advance", lambda checkpoint: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            _record(store, 1)  # the checkpoint write fails: the entry goes too
     assert store.audit.tip().seq == 1 and store.audit_checkpoints.find("tip").seq == 1
     assert audit.verify_chain(store).valid
 
