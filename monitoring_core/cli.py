@@ -8,13 +8,14 @@ into one clear line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from . import __version__, audit, clock
 from .config import get_settings
 from .errors import FairwatchError
-from .models.audit import AuditEvent
 from .models.common import SYSTEM, Actor
 
 
@@ -69,6 +70,7 @@ def cmd_seed_demo(args) -> int:
 def cmd_status(args) -> int:
     store = _store()
     print(f"store: {store.description}")
+    print(f"audit signing key: {audit.AuditKey.from_settings().label}")
     models = store.predictions.model_ids()
     if not models:
         print("no predictions yet (python -m monitoring_core seed-demo adds two demo models)")
@@ -88,23 +90,65 @@ def cmd_status(args) -> int:
 
 
 def cmd_purge(args) -> int:
-    store = _store()
-    report = store.purge_expired(clock.now())
-    audit.record(store, AuditEvent.RETENTION_PURGE, _actor(args), details=report.removed)
-    print(", ".join(f"{name}: {count} removed" for name, count in report.removed.items()))
+    removed = audit.purge_expired(_store(), clock.now(), _actor(args))
+    print(", ".join(f"{name}: {count} removed" for name, count in removed.items()))
     return 0
 
 
-def cmd_verify_audit(args) -> int:
-    report = audit.verify(_store())
+# -- audit: verify, export (verify-audit is the older name of audit verify) ---------------------
+
+
+def cmd_audit_verify(args) -> int:
+    report = audit.verify_chain(_store())
+    print(f"signing key: {report.key_label}")
+    span = f"seq {report.first_seq}..{report.last_seq}" if report.total_entries else "empty"
+    anchored = f", retention anchor at {report.anchor_seq}" if report.anchor_seq else ""
     if report.valid:
-        print(f"audit chain intact: {report.total_entries} entries (seq {report.first_seq}..{report.last_seq})")
+        print(f"audit chain intact: {report.total_entries} entries ({span}{anchored}), "
+              f"signed checkpoint at {report.checkpoint_seq}")
         return 0
-    print(f"audit chain BROKEN ({len(report.problems)} problems in {report.total_entries} entries"
-          + (f"; damaged entries: {', '.join(map(str, report.damaged))}" if report.damaged else "") + "):")
+    first = report.first_problem
+    print(f"audit chain BROKEN: first bad entry {first.seq} ({first.kind}); {len(report.problems)} problems in "
+          f"{report.total_entries} entries ({span}{anchored})"
+          + (f"; damaged entries: {', '.join(map(str, report.damaged))}" if report.damaged else "") + ":")
     for problem in report.problems:
-        print(f"  {problem}")
+        print(f"  [{problem.kind}] {problem}")
     return 1
+
+
+def _utc_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r} (e.g. 2026-11-01 or "
+                                         "2026-11-01T10:00:00Z)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def cmd_audit_export(args) -> int:
+    store = _store()
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(args.output, "w", encoding="utf-8", newline="")) if args.output else sys.stdout
+        report = audit.export(store, out, args.format, actor=_actor(args), since=args.since)
+    print(f"exported {report.entries} entries" + (f" to {args.output}" if args.output else ""), file=sys.stderr)
+    if report.damaged:
+        print(f"damaged entries not exported: {', '.join(map(str, report.damaged))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_audit_commands(commands) -> None:
+    commands.add_parser("verify-audit", help="check the audit log (same as: audit verify)").set_defaults(
+        run=cmd_audit_verify)
+    group = commands.add_parser("audit", help="the audit log: verify its chain, export it").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION")
+    group.add_parser("verify", help="check every entry, link and the signed checkpoint; exit 1 naming the first "
+                                    "bad entry").set_defaults(run=cmd_audit_verify)
+    export = group.add_parser("export", help="write the entries as JSON or CSV (audited)")
+    export.add_argument("--format", choices=["json", "csv"], default="json")
+    export.add_argument("--since", type=_utc_time, metavar="ISO", help="only entries at or after this time (UTC)")
+    export.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(run=cmd_audit_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("status", help="what the store holds").set_defaults(run=cmd_status)
     commands.add_parser("purge", help="apply the retention policy now").set_defaults(run=cmd_purge)
-    commands.add_parser("verify-audit", help="check the audit log's hash chain").set_defaults(run=cmd_verify_audit)
+    add_audit_commands(commands)
     return parser
 
 

@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
@@ -54,6 +54,24 @@ class Settings(BaseSettings):
     retention_record_days: int = Field(5 * 365, gt=0)
     retention_audit_days: int = Field(5 * 365, gt=0)
     retention_alert_days: int = Field(365, gt=0, description="CRITICAL alerts are kept indefinitely")
+
+    # Audit log: the HMAC-SHA256 key of its entry signatures and checkpoints. Required
+    # outside demo mode; in demo mode a public demo key stands in, labelled as such.
+    audit_key: SecretStr | None = Field(None, min_length=16, description="FAIRWATCH_AUDIT_KEY, 16+ characters")
+
+    @property
+    def demo_mode(self) -> bool:
+        """The embedded store with demo seeding on (the defaults)."""
+        return self.seed_demo and not self.uses_mongodb
+
+    @model_validator(mode="after")
+    def _audit_key_outside_demo(self) -> Settings:
+        if self.audit_key is None and not self.demo_mode:
+            # ConfigError, not ValueError: pydantic lets it through with this message intact.
+            raise ConfigError("FAIRWATCH_AUDIT_KEY is not set: outside demo mode (MongoDB, or FAIRWATCH_SEED_DEMO "
+                              "false) the audit log needs its own signing key. Generate one with "
+                              "`python -c \"import secrets; print(secrets.token_hex(32))\"` and keep it secret")
+        return self
 
     @field_validator("mongodb_uri")
     @classmethod
@@ -123,7 +141,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 # Never echo these back: a connection string carries credentials.
-_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri"}
+_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri", "audit_key"}
 
 
 def _source_of(name: str) -> str:

@@ -13,6 +13,15 @@ import uuid
 import pytest
 
 BACKENDS = ["embedded", "mongomock"] + (["mongodb"] if os.environ.get("MONGODB_URI") else [])
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def audit_key(monkeypatch):
+    """Every test runs with an audit key, as production must (outside demo mode settings
+    without one are refused); tests of demo mode remove it."""
+    monkeypatch.setenv("FAIRWATCH_AUDIT_KEY", TEST_AUDIT_KEY)
+    return TEST_AUDIT_KEY
 
 
 @pytest.fixture(params=BACKENDS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,7 @@ class AuditEvent(enum.StrEnum):
     MODEL_UPDATED = "model_updated"
     RETENTION_PURGE = "retention_purge"
     DEMO_SEEDED = "demo_seeded"
+    AUDIT_EXPORTED = "audit_exported"
 
 
 class AuditActor(BaseModel):
@@ -59,9 +60,11 @@ class AuditTarget(BaseModel):
 
 
 class AuditEntry(Document):
-    """An entry as stored: ``seq``, ``prev_hash`` and ``hash`` are set by the audit log on
-    append (``hash`` covers every other field and ``prev_hash``, so editing, removing or
-    inserting an entry breaks the chain)."""
+    """An entry as stored. ``seq``, ``prev_hash``, ``hash`` and ``signature`` are set by the
+    audit log on append: ``hash`` is SHA-256 over every other field but ``signature``
+    (``prev_hash`` and ``seq`` included), so editing, removing, inserting or moving an entry
+    breaks the chain; ``signature`` is HMAC-SHA256 of ``hash`` with the audit key, so an
+    entry written without the key (with a correct hash) is told apart too."""
 
     event_type: AuditEvent
     actor: AuditActor
@@ -73,3 +76,23 @@ class AuditEntry(Document):
     seq: int | None = Field(default=None, ge=1)
     prev_hash: str | None = None
     hash: str | None = None
+    signature: str | None = None
+
+
+CheckpointName = Literal["tip", "anchor"]
+
+
+class AuditCheckpoint(Document):
+    """``audit_checkpoints``: a signed link of the chain kept outside the log itself.
+
+    ``tip`` is the last appended entry (refreshed with every append): a log whose stored
+    entries stop before it was truncated. ``anchor`` is the last entry retention purged:
+    verification starts after it. ``signature`` is HMAC-SHA256 over ``name``, ``seq`` and
+    ``hash`` with the audit key.
+    """
+
+    name: CheckpointName
+    seq: int = Field(ge=0)
+    hash: str
+    signed_at: UtcDatetime = Field(default_factory=now)
+    signature: str

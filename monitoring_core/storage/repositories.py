@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from .. import clock
 from ..errors import Conflict, InvalidInput, NotFound, StoreDamaged, StoreUnavailable
 from ..models.alerts import Alert, AlertSuppression
-from ..models.audit import AuditEntry
+from ..models.audit import AuditCheckpoint, AuditEntry
 from ..models.baseline import DriftSnapshot
 from ..models.common import Severity
 from ..models.incidents import Incident, IncidentStatus
@@ -341,8 +341,8 @@ class Suppressions(DocumentRepository[AlertSuppression]):
 
 @dataclass(frozen=True)
 class ChainTip:
-    """The last stored audit entry's link: enough to append after it even when its
-    document is damaged."""
+    """A stored audit entry's link (its seq and hash): enough to append after it even when
+    its document is damaged."""
 
     seq: int
     hash: str | None
@@ -361,24 +361,28 @@ Sealer = Callable[[AuditEntry, ChainTip | None], AuditEntry]
 
 
 class AuditLog(Repository[AuditEntry]):
-    """``monitoring_audit_logs``: append-only, keyed by ``seq``. Two writers that read the
-    same tip race for the same id; one wins and the other reads the new tip and seals
-    again (on SQLite the append is one write transaction, so that never happens)."""
+    """``monitoring_audit_logs``: append-only, keyed by ``seq``, with ``prev_hash`` unique
+    too, so two writers that read the same tip cannot both link to it: one wins, the other
+    reads the new tip and seals again (on SQLite the append is one write transaction, so
+    that never happens). There is no update; deletion is retention's alone
+    (:meth:`delete_through`, after an anchor is stored). No TTL index: MongoDB expiring
+    entries on its own would leave no anchor, and the chain would no longer verify."""
 
     collection = Collection(
         "monitoring_audit_logs", AuditEntry, "seq", id_kind="int", append_only=True,
         fields=(Field("event_type"), Field("timestamp", "time"), Field("target.model_id"), Field("actor.user_id"),
-                Field("hash")),
+                Field("hash"), Field("prev_hash")),
         indexes=(
             Index((("event_type", ASC), ("timestamp", DESC))),
             Index((("target.model_id", ASC), ("timestamp", DESC))),
             Index((("actor.user_id", ASC), ("timestamp", DESC))),
-            Index((("timestamp", ASC),), ttl="monitoring_audit_logs", name="ttl_timestamp"),
+            Index((("timestamp", ASC),)),
+            Index((("prev_hash", ASC),), unique=True, name="one_successor"),
         ))
 
     def append(self, entry: AuditEntry, seal: Sealer) -> AuditEntry:
         """Append atomically: ``seal(entry, tip)`` sets seq/prev_hash/hash from the last
-        stored entry, and no other writer can slip in between."""
+        stored entry; a writer that lost the race to another retries on the new tip."""
         for _ in range(WRITE_ATTEMPTS):
             with self.driver.atomic():
                 sealed = seal(entry, self.tip())
@@ -387,12 +391,29 @@ class AuditLog(Repository[AuditEntry]):
                 except DuplicateKey:
                     continue
             return sealed
-        raise StoreUnavailable("could not append to the audit log: too many concurrent writers")
+        raise StoreUnavailable(f"could not append to the audit log: {WRITE_ATTEMPTS} attempts lost the race to "
+                               "other writers; try again")
 
     def tip(self) -> ChainTip | None:
         """The last entry's seq and hash, read without parsing its document."""
-        rows = self.driver.query(self.collection, Query(order=(("seq", DESC),), limit=1))
+        return self._link(Query(order=(("seq", DESC),), limit=1))
+
+    def link_at(self, seq: int) -> ChainTip | None:
+        """Entry ``seq``'s link as stored, or None."""
+        return self._link(Query((Cond("seq", "==", seq),)))
+
+    def _link(self, query: Query) -> ChainTip | None:
+        rows = self.driver.query(self.collection, query)
         return ChainTip(rows[0].id, rows[0].fields.get("hash")) if rows else None
+
+    def first_since(self, moment: datetime) -> int | None:
+        """The lowest seq whose ``timestamp`` is at or after ``moment`` (None if none)."""
+        rows = self.driver.query(self.collection, Query(time_range("timestamp", moment, None), (("seq", ASC),), 1))
+        return rows[0].id if rows else None
+
+    def delete_through(self, seq: int) -> int:
+        """Remove entries up to ``seq`` (retention only: store the anchor first)."""
+        return self.driver.delete(self.collection, (Cond("seq", "<=", seq),))
 
     def last(self) -> AuditEntry | None:
         rows = self.driver.query(self.collection, Query(order=(("seq", DESC),), limit=1))
@@ -407,20 +428,46 @@ class AuditLog(Repository[AuditEntry]):
                                                                ("actor.user_id", user_id)) if value]
         return self._select(*where, order=(("seq", DESC),), limit=limit)
 
-    def iter_chain(self, batch_size: int = 5000) -> Iterator[AuditEntry | DamagedEntry]:
-        """Every entry in ``seq`` order (for verifying the chain); an entry that cannot be
-        read back comes as a :class:`DamagedEntry` instead of stopping the walk."""
+    def iter_chain(self, since: datetime | None = None,
+                   batch_size: int = 5000) -> Iterator[tuple[int, AuditEntry | DamagedEntry]]:
+        """``(stored seq, entry)`` for every entry (with ``timestamp >= since``) in ``seq``
+        order. The stored seq is where the entry sits, whatever its document says; an entry
+        that cannot be read back comes as a :class:`DamagedEntry` instead of stopping."""
         after = 0
         while True:
-            rows = self.driver.query(self.collection, Query((Cond("seq", ">", after),), (("seq", ASC),), batch_size))
+            where = (Cond("seq", ">", after), *time_range("timestamp", since, None))
+            rows = self.driver.query(self.collection, Query(where, (("seq", ASC),), batch_size))
             if not rows:
                 return
             for row in rows:
                 try:
-                    yield self._parse(row)
+                    yield row.id, self._parse(row)
                 except StoreDamaged as exc:
-                    yield DamagedEntry(row.id, row.fields.get("hash"), str(exc))
+                    yield row.id, DamagedEntry(row.id, row.fields.get("hash"), str(exc))
             after = rows[-1].id
+
+
+class AuditCheckpoints(Repository[AuditCheckpoint]):
+    """``audit_checkpoints``: the signed ``tip`` and ``anchor`` of the audit log, kept
+    outside its collection. Both only move forward."""
+
+    collection = Collection("audit_checkpoints", AuditCheckpoint, "name", fields=(Field("seq", "int"),))
+
+    def advance(self, checkpoint: AuditCheckpoint) -> None:
+        """Store ``checkpoint`` unless the stored one is already at or past its seq
+        (concurrent appenders may finish out of order)."""
+        for _ in range(WRITE_ATTEMPTS):
+            row = self.driver.load(self.collection, checkpoint.name)
+            try:
+                if row is None:
+                    self.driver.insert(self.collection, checkpoint)
+                    return
+            except DuplicateKey:
+                continue  # another appender created it meanwhile: compare with it
+            if (row.fields.get("seq") or 0) >= checkpoint.seq or self.driver.replace(self.collection, checkpoint,
+                                                                                     row.rev):
+                return
+        raise StoreUnavailable(f"could not store the audit {checkpoint.name} checkpoint: too many concurrent writers")
 
 
 class Models(Repository[RegisteredModel]):
@@ -456,4 +503,5 @@ class Models(Repository[RegisteredModel]):
 DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
     "baselines": Baselines, "records": Records, "incidents": Incidents, "alerts": Alerts,
     "suppressions": Suppressions, "audit": AuditLog, "models": Models,
+    "audit_checkpoints": AuditCheckpoints,
 }
