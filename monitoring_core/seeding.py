@@ -78,7 +78,7 @@ def seed_demo(store, *, actor=None, seed: int = DEFAULT_SEED, end: datetime | No
 
 
 def needs_demo(store, settings: Settings) -> bool:
-    return settings.seed_demo and not settings.uses_mongodb and store.is_empty()
+    return settings.demo_mode and store.is_empty()
 
 
 def seed_demo_once(store, settings: Settings, progress=None) -> DemoReport | None:
