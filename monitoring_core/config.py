@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(5 * 365, gt=0)
     retention_alert_days: int = Field(365, gt=0, description="CRITICAL alerts are kept indefinitely")
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_given(cls, value: Any) -> Any:
+        # An empty value would silently mean the current folder.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (unset it to use the default folder 'data')")
+        return value
+
     @field_validator("mongodb_uri")
     @classmethod
     def _mongodb_scheme(cls, uri: SecretStr | None) -> SecretStr | None:

@@ -12,6 +12,7 @@ import pytest
 from monitoring_core import audit
 from monitoring_core.errors import InvalidInput
 from monitoring_core.ingest import ingest_file, ingest_frame
+from monitoring_core.ingest.bulk import ACCEPTED_TIMES
 from monitoring_core.models import columns as col
 
 from .factories import NOW, prediction_frame
@@ -43,7 +44,7 @@ def test_good_rows_are_kept_and_bad_rows_reported_by_line(store, tmp_path):
     reasons = {issue.line: issue.reason for issue in report.rejected}
     assert reasons == {
         3: "prediction.confidence = 1.4 is above 1.0",
-        4: "timestamp is not a date/time: 'not-a-date'",
+        4: f"timestamp 'not-a-date' is not a date-time: use {ACCEPTED_TIMES}",
         5: "features.income is infinite",
         7: "expected 10 fields, found 5",
         8: "duplicate prediction_id 'p1' (first on line 2)",

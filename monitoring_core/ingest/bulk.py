@@ -17,20 +17,25 @@ reports duplicates instead of storing every prediction twice.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Callable, Iterable
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import audit
-from ..errors import InvalidInput
+from ..errors import FairwatchError, InvalidInput, StoreUnavailable
 from ..models import columns as col
 from ..models.audit import AuditEvent
 from ..models.common import SYSTEM, Actor
+from ..models.predictions import identifier
 from ..storage.frames import TIME_DTYPE
 
 ALIASES = {
@@ -87,58 +92,162 @@ class IngestReport:
 # Reading
 
 
-def read_csv(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
-    """All cells as text, with each row's first line number; rows with the wrong number
-    of fields are reported, not read."""
-    issues: list[RowIssue] = []
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InvalidInput(f"{path} is empty (no header line)") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"{path}: cannot read the header line: {exc}") from None
-        width, previous_line = len(header), reader.line_num
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                issues.append(RowIssue(previous_line + 1, f"unreadable CSV: {exc}"))
-                previous_line = reader.line_num
-                continue
-            start, previous_line = previous_line + 1, reader.line_num
-            if not row:
-                continue
-            if len(row) != width:
-                issues.append(RowIssue(start, f"expected {width} fields, found {len(row)}"))
-                continue
-            rows.append(row)
-            lines.append(start)
+def read_csv(path: Path | str, encoding: str | None = None) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
+    """All cells as text, with each row's first line number.
+
+    Every data line is accounted for: a row with the wrong number of fields, a byte that is
+    not valid in ``encoding`` (UTF-8 with or without a byte-order mark by default) or a
+    quote that is not closed where its row should end is reported on its own line, and
+    reading goes on from the next line, so one bad line never takes good ones with it.
+    """
+    text = _decode(_read_bytes(path), encoding)
+    lines = io.StringIO(text, newline="").readlines()
+    header, first_data_line = _header(lines, path)
+    rows, starts, ends, issues = _records(lines, first_data_line, len(header))
+    rows, starts, issues = _drop_undecodable(text, lines, rows, starts, ends, issues, encoding)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
     frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in zip(header, columns, strict=True)})
-    return frame, np.asarray(lines, dtype="int64"), issues
+    return frame, starts + 1, issues
 
 
-def read_table(path: Path | str) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
+def _read_bytes(path: Path | str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _codec(encoding: str | None) -> str:
+    """The codec to decode with; only encodings that keep ASCII as it is (so that commas,
+    quotes and line ends are found in the bytes) are accepted."""
+    try:
+        name = codecs.lookup(encoding or "utf-8").name
+    except LookupError:
+        raise InvalidInput(f"unknown encoding {encoding!r} (for example utf-8, cp1252, latin-1)") from None
+    if name == "utf-8":
+        return "utf-8-sig"  # a byte-order mark is dropped, not read into the first column's name
+    try:
+        ascii_kept = _ASCII_PROBE.encode(name) == _ASCII_PROBE.encode("ascii")
+    except (UnicodeError, LookupError):
+        ascii_kept = False
+    if not ascii_kept:
+        raise InvalidInput(f"encoding {encoding!r} is not supported: use one that extends ASCII, such as utf-8, "
+                           f"cp1252 or latin-1")
+    return name
+
+
+_ASCII_PROBE = 'ab,"\r\n'
+# Bytes that are not valid in the encoding are decoded as lone surrogates U+DC80..U+DCFF
+# ("surrogateescape"), which valid text never contains: the structure of the file (commas,
+# quotes, line ends) stays intact and each bad byte can be traced to its line.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _decode(data: bytes, encoding: str | None) -> str:
+    return data.decode(_codec(encoding), errors="surrogateescape")
+
+
+def _header(lines: list[str], path: Path | str) -> tuple[list[str], int]:
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput(f"{path} is empty (no header line)") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: cannot read the header line: {exc}") from None
+    bad = _UNDECODABLE.search("".join(header))
+    if bad:
+        raise InvalidInput(f"{path}: the header line has a byte ({_byte(bad.group())}) that is not valid in the "
+                           f"file's encoding; pass --encoding")
+    return header, reader.line_num
+
+
+def _records(lines: list[str], first: int, width: int) -> tuple[list[list[str]], np.ndarray, np.ndarray,
+                                                                  list[RowIssue]]:
+    """Rows of ``width`` fields from ``lines[first:]`` with the (0-based) index of their
+    first line and of the line after them; a row that cannot be read rejects its first
+    line only, and reading resumes on the next line."""
+    rows: list[list[str]] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    issues: list[RowIssue] = []
+    position, total = first, len(lines)
+    while position < total:
+        # A fresh reader per restart: the lines are read in place, not copied.
+        reader = csv.reader(map(lines.__getitem__, range(position, total)), strict=True)
+        begin = end = position
+        try:
+            for row in reader:
+                begin, end = end, position + reader.line_num
+                if len(row) == width:
+                    rows.append(row)
+                    starts.append(begin)
+                    ends.append(end)
+                elif not row:
+                    continue  # a blank line holds no data
+                elif end - begin == 1:
+                    issues.append(RowIssue(begin + 1, f"expected {width} fields, found {len(row)}"))
+                else:  # a quote opened on this line swallowed the lines after it
+                    issues.append(RowIssue(begin + 1, f"a quoted field opened on this line runs to line {end} "
+                                                      f"and leaves {len(row)} fields instead of {width}: "
+                                                      f"unbalanced quote"))
+                    break
+            else:
+                return rows, np.asarray(starts, dtype="int64"), np.asarray(ends, dtype="int64"), issues
+        except csv.Error as exc:
+            issues.append(RowIssue(end + 1, _csv_problem(exc, end, position + reader.line_num)))
+            begin = end
+        position = begin + 1
+    return rows, np.asarray(starts, dtype="int64"), np.asarray(ends, dtype="int64"), issues
+
+
+def _csv_problem(exc: csv.Error, begin: int, reached: int) -> str:
+    if "unexpected end of data" in str(exc):
+        return "a quoted field opened on this line is never closed: unbalanced quote"
+    if reached - begin > 1:
+        return f"a quoted field opened on this line runs to line {reached} and does not end its row there ({exc}): " \
+               f"unbalanced quote"
+    return f"unreadable CSV: {exc}"
+
+
+def _drop_undecodable(text: str, lines: list[str], rows: list[list[str]], starts: np.ndarray, ends: np.ndarray,
+                      issues: list[RowIssue], encoding: str | None
+                      ) -> tuple[list[list[str]], np.ndarray, list[RowIssue]]:
+    """Reject the rows that hold a byte the encoding does not allow, naming the byte."""
+    positions = [m.start() for m in _UNDECODABLE.finditer(text)]
+    if not positions:
+        return rows, starts, issues
+    line_ends = np.cumsum(np.fromiter(map(len, lines), dtype="int64", count=len(lines)))
+    bad_lines = np.searchsorted(line_ends, positions, side="right")
+    first_bad = dict(zip(bad_lines.tolist()[::-1], [text[p] for p in positions][::-1], strict=True))
+    seen = np.zeros(len(lines) + 1, dtype="int64")
+    np.add.at(seen, bad_lines + 1, 1)
+    seen = np.cumsum(seen)
+    bad = seen[ends] > seen[starts]
+    name = encoding or "utf-8"
+    for position in np.flatnonzero(bad):
+        line = next(i for i in range(starts[position], ends[position]) if i in first_bad)
+        issues.append(RowIssue(int(line) + 1, f"byte {_byte(first_bad[line])} is not valid {name}: pass --encoding "
+                                              f"with the file's encoding (for example cp1252)"))
+    keep = np.flatnonzero(~bad)
+    return [rows[i] for i in keep], starts[keep], issues
+
+
+def _byte(escaped: str) -> str:
+    return f"0x{ord(escaped) - 0xDC00:02X}"
+
+
+def read_table(path: Path | str, encoding: str | None = None) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
     """A CSV or Parquet file; Parquet rows are numbered from 1."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, pa.ArrowException) as exc:
             raise InvalidInput(f"cannot read Parquet file {path}: {exc}") from None
         return frame, np.arange(1, len(frame) + 1, dtype="int64"), []
     if path.suffix.lower() in (".csv", ".txt", ""):
-        return read_csv(path)
+        return read_csv(path, encoding)
     raise InvalidInput(f"{path}: unsupported file type {path.suffix!r}; use .csv or .parquet")
 
 
@@ -248,28 +357,103 @@ def _feature(check: _Checker, name: str) -> pd.Series:
     return mixed.where(~blank, None)
 
 
-def _timestamps(check: _Checker, name: str, required: bool) -> pd.Series:
+ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
+ACCEPTED_TIMES = ("ISO 8601 such as 2026-11-01T10:00:00Z, 2026-11-01T12:00:00.250+02:00, "
+                  "2026-11-01 10:00 (no offset: UTC) or 2026-11-01 (midnight UTC)")
+# The span a nanosecond pandas timestamp covers (1677-09-21 .. 2262-04-11), in whole
+# years: any time accepted here can be handled by the analysis without overflowing.
+FIRST_YEAR, LAST_YEAR = 1678, 2261
+EPOCH_UNITS = {"s": 1000.0, "ms": 1.0}
+_EPOCH_LIKE = re.compile(r"\s*-?\d+(?:\.\d*)?\s*")
+_EARLIEST_MS = (pd.Timestamp(f"{FIRST_YEAR}-01-01") - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
+_LATEST_MS = (pd.Timestamp(f"{LAST_YEAR + 1}-01-01") - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
+
+
+def _timestamps(check: _Checker, name: str, required: bool, epoch_unit: str | None) -> pd.Series:
+    """UTC times in milliseconds: ISO 8601 text, datetime columns (any unit; naive is UTC),
+    or numbers since 1970-01-01 UTC when ``epoch_unit`` declares their unit."""
     series = check.frame[name]
     blank = _blank(series)
-    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
-        parsed = pd.to_datetime(series, utc=True)
-    else:
-        text = series.where(~blank)
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-        retry = parsed.isna().to_numpy() & ~blank
-        if retry.any():  # anything ISO 8601 did not cover, parsed one by one
-            parsed[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
-    unparsed = parsed.isna().to_numpy() & ~blank
-    check.flag(unparsed, lambda p: f"{name} is not a date/time: {series.iloc[p]!r}")
     if required:
         check.flag(blank, f"{name} is missing")
-    return parsed.astype(TIME_DTYPE)
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
+        millis = _datetime_ms(series)
+    elif pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        if epoch_unit is None:
+            raise InvalidInput(f"column {name!r} holds numbers: pass --epoch-unit s or ms to read them as "
+                               f"seconds or milliseconds since 1970-01-01 UTC, or write times as {ACCEPTED_TIMES}")
+        millis = _epoch_ms(series.astype("float64"), epoch_unit)
+    else:
+        millis = _text_ms(check, name, blank, epoch_unit)
+    outside = ~np.isnan(millis) & ((millis < _EARLIEST_MS) | (millis >= _LATEST_MS))
+    check.flag(outside, lambda p: f"{name} {_shown(series.iloc[p])} is outside the accepted years "
+                                  f"{FIRST_YEAR}-{LAST_YEAR}")
+    millis[outside] = np.nan
+    return _utc_times(millis, series.index)
+
+
+def _utc_times(millis: np.ndarray, index: pd.Index) -> pd.Series:
+    stamps = np.full(len(millis), np.datetime64("NaT"), dtype="datetime64[ms]")
+    known = ~np.isnan(millis)
+    stamps[known] = millis[known].astype("int64").astype("datetime64[ms]")
+    return pd.Series(stamps, index=index).dt.tz_localize("UTC").astype(TIME_DTYPE)
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _not_a_time(name: str, value: object) -> str:
+    reason = f"{name} {value!r} is not a date-time: use {ACCEPTED_TIMES}"
+    if _EPOCH_LIKE.fullmatch(str(value)):
+        reason += "; for seconds or milliseconds since 1970-01-01 UTC pass --epoch-unit s or ms"
+    return reason
+
+
+def _datetime_ms(series: pd.Series) -> np.ndarray:
+    """Milliseconds since 1970 (NaN where missing) of a datetime column of any unit; naive is UTC."""
+    naive = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz is not None else series
+    values = naive.astype("datetime64[ms]").to_numpy()
+    return np.where(np.isnat(values), np.nan, values.view("int64").astype("float64"))
+
+
+def _epoch_ms(numbers: pd.Series, unit: str) -> np.ndarray:
+    return np.floor(numbers.to_numpy("float64", na_value=np.nan) * EPOCH_UNITS[unit])
+
+
+def _text_ms(check: _Checker, name: str, blank: np.ndarray, epoch_unit: str | None) -> np.ndarray:
+    series = check.frame[name]
+    text = series.where(~blank).astype("str").str.strip()
+    millis = np.full(len(series), np.nan)
+    pending = ~blank
+    if epoch_unit is not None:
+        numbers, not_number = _numbers(series)
+        is_number = ~blank & ~not_number
+        millis[is_number] = _epoch_ms(numbers[is_number], epoch_unit)
+        pending &= ~is_number
+    iso = pending & text.str.fullmatch(ISO_8601).fillna(False).to_numpy(dtype=bool)
+    check.flag(pending & ~iso, lambda p: _not_a_time(name, series.iloc[p]))
+    years = pd.to_numeric(text.str.slice(0, 4).where(iso), errors="coerce").to_numpy("float64", na_value=np.nan)
+    in_range = iso & (years >= FIRST_YEAR) & (years <= LAST_YEAR)
+    check.flag(iso & ~in_range, lambda p: f"{name} {series.iloc[p]!r} is outside the accepted years "
+                                          f"{FIRST_YEAR}-{LAST_YEAR}")
+    parsed = pd.to_datetime(text.where(in_range), utc=True, errors="coerce", format="ISO8601")
+    parsed_ms = _datetime_ms(parsed)
+    valid = in_range & ~np.isnan(parsed_ms)
+    check.flag(in_range & ~valid, lambda p: f"{name} {series.iloc[p]!r} is not a valid date or time of day")
+    millis[valid] = parsed_ms[valid]
+    return millis
 
 
 def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | None = None,
-                   model_version: str | None = None) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
+                   model_version: str | None = None, epoch_unit: str | None = None
+                   ) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
     """Canonical, typed rows that passed every check, their line numbers, and the issues
     of the rest."""
+    model_id = _option(model_id, "--model-id")
+    model_version = _option(model_version, "--model-version")
+    if epoch_unit is not None and epoch_unit not in EPOCH_UNITS:
+        raise InvalidInput(f"--epoch-unit must be one of {sorted(EPOCH_UNITS)}, got {epoch_unit!r}")
     frame = canonical_columns(frame.reset_index(drop=True))
     for name in REQUIRED:
         if name not in frame:
@@ -281,7 +465,7 @@ def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | No
 
     out[col.MODEL_ID] = _fixed_text(check, col.MODEL_ID, model_id, "--model-id")
     out[col.MODEL_VERSION] = _fixed_text(check, col.MODEL_VERSION, model_version, "--model-version")
-    out[col.TIMESTAMP] = _timestamps(check, col.TIMESTAMP, required=True)
+    out[col.TIMESTAMP] = _timestamps(check, col.TIMESTAMP, True, epoch_unit)
     for name in TEXT_FIXED:
         if name in frame and name not in out:
             out[name] = _text(frame[name])
@@ -303,7 +487,7 @@ def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | No
     if col.LATENCY_MS in frame:
         out[col.LATENCY_MS] = _check_numeric(check, col.LATENCY_MS, 0.0)
     if col.GROUND_TRUTH_TIMESTAMP in frame:
-        out[col.GROUND_TRUTH_TIMESTAMP] = _timestamps(check, col.GROUND_TRUTH_TIMESTAMP, required=False)
+        out[col.GROUND_TRUTH_TIMESTAMP] = _timestamps(check, col.GROUND_TRUTH_TIMESTAMP, False, epoch_unit)
         orphan = out[col.GROUND_TRUTH_TIMESTAMP].notna() & out.get(col.GROUND_TRUTH, pd.Series(dtype="str")).isna()
         check.flag(orphan.to_numpy(), "ground_truth_timestamp is set but ground_truth is missing")
 
@@ -322,6 +506,16 @@ def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | No
     _flag_repeated_ids(check, result[col.PREDICTION_ID])
     good = result.loc[~check.bad].reset_index(drop=True)
     return good, np.asarray(lines)[~check.bad], check.issues()
+
+
+def _option(value: str | None, option: str) -> str | None:
+    """A model id or version given for every row, under the same rule as the SDK's."""
+    if value is None:
+        return None
+    try:
+        return identifier(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} {exc}") from None
 
 
 def _fixed_text(check: _Checker, name: str, given: str | None, option: str) -> pd.Series:
@@ -359,40 +553,73 @@ def _flag_repeated_ids(check: _Checker, ids: pd.Series) -> None:
 # Writing
 
 
-def store_rows(store, frame: pd.DataFrame, lines: Iterable[int] | np.ndarray,
-               progress: Callable[[int], None] | None = None) -> tuple[int, list[RowIssue]]:
-    """Insert validated rows in chunks; rows already stored are reported, not rewritten."""
-    lines = np.asarray(lines)
-    inserted, issues = 0, []
-    for start in range(0, len(frame), CHUNK_ROWS):
-        chunk = frame.iloc[start:start + CHUNK_ROWS]
-        report = store.predictions.insert_frame(chunk)
-        inserted += report.inserted
-        if report.duplicate_ids:
-            where = dict(zip(chunk[col.PREDICTION_ID].tolist(), lines[start:start + len(chunk)].tolist(),
-                             strict=True))
-            issues += [RowIssue(where[i], f"prediction_id {i!r} is already stored") for i in report.duplicate_ids]
+class IngestIncomplete(FairwatchError):
+    """The store failed part-way through a bulk ingest.
+
+    ``report`` says what was stored before the failure (each stored chunk has its own
+    audit entry) and lists every row rejected so far; ingesting the same rows again stores
+    the rest, because stored rows are recognised by their ``prediction_id``.
+    """
+
+    def __init__(self, report: IngestReport, valid_rows: int, cause: FairwatchError):
+        self.report, self.cause = report, cause
+        before = "before the store became unavailable" if isinstance(cause, StoreUnavailable) else "before this error"
+        super().__init__(f"{cause}; {report.inserted:,} of {valid_rows:,} valid rows stored {before}; re-run the "
+                         f"same command to store the rest: stored rows are recognised")
+
+
+def store_rows(store, frame: pd.DataFrame, lines: np.ndarray, report: IngestReport, *, actor: Actor = SYSTEM,
+               target: dict[str, str | None] | None = None, progress: Callable[[int], None] | None = None) -> None:
+    """Insert validated rows chunk by chunk, each chunk in one transaction with its audit
+    entry, so whatever is stored is audited even if a later chunk fails or the process is
+    killed. Rows already stored are added to ``report.rejected``, not rewritten."""
+    chunks = max(1, -(-len(frame) // CHUNK_ROWS))
+    rejected_before = report.rejected_count
+    for number, start in enumerate(range(0, len(frame), CHUNK_ROWS), start=1):
+        chunk, chunk_lines = frame.iloc[start:start + CHUNK_ROWS], lines[start:start + CHUNK_ROWS]
+        with store.transaction():
+            inserted = store.predictions.insert_frame(chunk)
+            audit.record(store, AuditEvent.PREDICTIONS_INGESTED, actor, target=target, details={
+                "source": report.source, "rows_read": report.rows_read, "rejected": rejected_before,
+                "chunk": f"{number} of {chunks}", "lines": f"{chunk_lines[0]}-{chunk_lines[-1]}",
+                "inserted": inserted.inserted, "already_stored": len(inserted.duplicate_ids)})
+        report.inserted += inserted.inserted
+        if inserted.duplicate_ids:
+            where = dict(zip(chunk[col.PREDICTION_ID].tolist(), chunk_lines.tolist(), strict=True))
+            report.rejected += [RowIssue(where[i], f"prediction_id {i!r} is already stored")
+                                for i in inserted.duplicate_ids]
         if progress:
             progress(len(chunk))
-    return inserted, issues
 
 
 def ingest_frame(store, frame: pd.DataFrame, *, model_id: str | None = None, model_version: str | None = None,
-                 actor: Actor = SYSTEM, source: str = "DataFrame",
+                 epoch_unit: str | None = None, actor: Actor = SYSTEM, source: str = "DataFrame",
                  lines: np.ndarray | None = None, read_issues: list[RowIssue] | None = None,
                  progress: Callable[[int], None] | None = None) -> IngestReport:
-    """Validate and store a DataFrame of predictions (rows numbered from 1)."""
-    lines = np.arange(1, len(frame) + 1, dtype="int64") if lines is None else lines
+    """Validate and store a DataFrame of predictions (rows numbered from 1).
+
+    Raises
+    ------
+    IngestIncomplete
+        The store failed after the first rows were validated; its ``report`` says how many
+        were stored (and audited) before.
+    """
+    lines = np.arange(1, len(frame) + 1, dtype="int64") if lines is None else np.asarray(lines)
     report = IngestReport(source, rows_read=len(frame) + len(read_issues or []))
-    good, good_lines, issues = validate_frame(frame, lines, model_id=model_id, model_version=model_version)
-    inserted, duplicates = store_rows(store, good, good_lines, progress)
-    report.inserted = inserted
-    report.rejected = sorted([*(read_issues or []), *issues, *duplicates], key=lambda i: i.line)
-    if inserted or report.rejected:
-        audit.record(store, AuditEvent.PREDICTIONS_INGESTED, actor,
-                     target={"model_id": model_id or _only_model(good)},
-                     details={"source": source, "rows_read": report.rows_read, "inserted": inserted,
-                              "rejected": report.rejected_count})
+    good, good_lines, issues = validate_frame(frame, lines, model_id=model_id, model_version=model_version,
+                                              epoch_unit=epoch_unit)
+    report.rejected = [*(read_issues or []), *issues]
+    target = {"model_id": model_id or _only_model(good)}
+    try:
+        if len(good):
+            store_rows(store, good, good_lines, report, actor=actor, target=target, progress=progress)
+        elif report.rejected:
+            audit.record(store, AuditEvent.PREDICTIONS_INGESTED, actor, target=target, details={
+                "source": source, "rows_read": report.rows_read, "rejected": report.rejected_count, "inserted": 0})
+    except FairwatchError as exc:
+        raise IngestIncomplete(report, len(good), exc) from exc
+    finally:
+        report.rejected.sort(key=lambda issue: issue.line)
     return report
 
 
@@ -402,14 +629,32 @@ def _only_model(frame: pd.DataFrame) -> str | None:
 
 
 def ingest_file(store, path: Path | str, *, model_id: str | None = None, model_version: str | None = None,
-                actor: Actor = SYSTEM, progress: Callable[[int], None] | None = None) -> IngestReport:
-    """Read, validate and store a CSV or Parquet file of predictions."""
-    frame, lines, read_issues = read_table(path)
-    return ingest_frame(store, frame, model_id=model_id, model_version=model_version, actor=actor,
-                        source=str(path), lines=lines, read_issues=read_issues, progress=progress)
+                encoding: str | None = None, epoch_unit: str | None = None, actor: Actor = SYSTEM,
+                progress: Callable[[int], None] | None = None) -> IngestReport:
+    """Read, validate and store a CSV or Parquet file of predictions (see :func:`ingest_frame`)."""
+    frame, lines, read_issues = read_table(path, encoding)
+    return ingest_frame(store, frame, model_id=model_id, model_version=model_version, epoch_unit=epoch_unit,
+                        actor=actor, source=str(path), lines=lines, read_issues=read_issues, progress=progress)
+
+
+def check_writable(path: Path | str) -> Path:
+    """Refuse a report file that could not be written, before anything is stored."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise InvalidInput(f"{path} is a folder, not a file")
+    if not folder.is_dir():
+        raise InvalidInput(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"cannot write {path}: permission denied")
+    return path
 
 
 def write_rejected(report: IngestReport, path: Path | str) -> None:
+    """The rejected rows' line numbers and reasons as CSV."""
     buffer = io.StringIO()
     report.rejected_frame().to_csv(buffer, index=False)
-    Path(path).write_text(buffer.getvalue(), encoding="utf-8")
+    try:
+        Path(path).write_text(buffer.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
