@@ -450,10 +450,7 @@ def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | No
                    ) -> tuple[pd.DataFrame, np.ndarray, list[RowIssue]]:
     """Canonical, typed rows that passed every check, their line numbers, and the issues
     of the rest."""
-    model_id = _option(model_id, "--model-id")
-    model_version = _option(model_version, "--model-version")
-    if epoch_unit is not None and epoch_unit not in EPOCH_UNITS:
-        raise InvalidInput(f"--epoch-unit must be one of {sorted(EPOCH_UNITS)}, got {epoch_unit!r}")
+    model_id, model_version = check_options(model_id, model_version, epoch_unit)
     frame = canonical_columns(frame.reset_index(drop=True))
     for name in REQUIRED:
         if name not in frame:
@@ -506,6 +503,15 @@ def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | No
     _flag_repeated_ids(check, result[col.PREDICTION_ID])
     good = result.loc[~check.bad].reset_index(drop=True)
     return good, np.asarray(lines)[~check.bad], check.issues()
+
+
+def check_options(model_id: str | None, model_version: str | None, epoch_unit: str | None
+                  ) -> tuple[str | None, str | None]:
+    """The model id and version given for every row, cleaned by the SDK's rule; raises
+    ``InvalidInput`` for an empty one or an unknown epoch unit."""
+    if epoch_unit is not None and epoch_unit not in EPOCH_UNITS:
+        raise InvalidInput(f"--epoch-unit must be one of {sorted(EPOCH_UNITS)}, got {epoch_unit!r}")
+    return _option(model_id, "--model-id"), _option(model_version, "--model-version")
 
 
 def _option(value: str | None, option: str) -> str | None:
