@@ -332,3 +332,14 @@ def test_the_cli_reports_a_failure_part_way_in_one_line_with_what_was_stored(cli
                   f"stored rows are recognised\n"
     assert pd.read_csv(errors)["line"].tolist() == [4]
     assert store.predictions.count("loan") == 1 and store.audit.last().details["inserted"] == 1
+
+
+def test_content_ids_stay_those_of_earlier_versions():
+    """Rows stored by an earlier version are recognised: the ids derived from content
+    still hash each row's text as ``pd.util.hash_pandas_object`` does."""
+    frame = prediction_frame(30)
+    frame["mixed"] = pd.Series([1.5, "x", None] * 10, dtype=object)
+    frame["count"] = np.arange(30)
+    expected = pd.util.hash_pandas_object(frame.astype("str"), index=False).to_numpy()
+    ids = bulk._content_ids(frame)
+    assert ids.tolist() == [f"loan-{h:016x}" for h in expected]

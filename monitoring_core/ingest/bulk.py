@@ -18,6 +18,7 @@ reports duplicates instead of storing every prediction twice.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import io
 import os
@@ -266,7 +267,7 @@ def canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
             f"unknown column(s) {unknown}: use document paths such as 'features.<name>', "
             f"'metadata.protected_attributes.<attribute>', 'prediction.probabilities.<class>' "
             f"(see the README's ingest section)")
-    repeated = sorted({c for c in names if names.count(c) > 1})
+    repeated = sorted(name for name, count in collections.Counter(names).items() if count > 1)
     if repeated:
         raise InvalidInput(f"column(s) {repeated} appear more than once (after applying short forms)")
     return renamed
@@ -337,24 +338,62 @@ def _check_numeric(check: _Checker, name: str, low: float | None = None, high: f
     return values
 
 
-def _feature(check: _Checker, name: str) -> pd.Series:
+# Columns are checked in groups of about this many cells: one pandas call per group, not
+# per column, so a file of 10,000 feature columns costs what its cells cost.
+GROUP_CELLS = 100_000
+
+
+def _column_groups(names: list, rows: int) -> list[list]:
+    size = max(1, GROUP_CELLS // max(rows, 1))
+    return [names[i:i + size] for i in range(0, len(names), size)]
+
+
+def _flag_columns(check: _Checker, cells: np.ndarray, names: list[str], problem: str) -> None:
+    """Flag the rows of each column (``cells`` holds one column per row) where it is True."""
+    for j in np.flatnonzero(cells.any(axis=1)):
+        check.flag(cells[j], f"{names[j]} {problem}")
+
+
+def _features(check: _Checker, names: list[str]) -> pd.DataFrame:
     """Numbers stay numbers; a column of text is categorical; a mostly-numeric column with
     stray text keeps the text (counted later as type mismatches, never silently lost)."""
-    series = check.frame[name]
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        values = series.astype("float64")
-        check.flag(np.isinf(values.to_numpy()), f"{name} is infinite")
-        return values
-    values, not_number = _numbers(series)
-    check.flag(np.isinf(values.to_numpy()), f"{name} is infinite")
-    blank = _blank(series)
-    if not not_number.any():
-        return values
-    if not_number.sum() == (~blank).sum():
-        return _text(series)
-    mixed = values.astype(object)
-    mixed[not_number] = _text(series)[not_number].astype(object)
-    return mixed.where(~blank, None)
+    frame, parts = check.frame, []
+    dtypes = frame.dtypes
+    numeric = [n for n in names if pd.api.types.is_numeric_dtype(dtypes[n]) and not pd.api.types.is_bool_dtype(dtypes[n])]
+    if numeric:
+        values = frame[numeric].to_numpy(dtype="float64").T
+        _flag_columns(check, np.isinf(values), numeric, "is infinite")
+        parts.append(pd.DataFrame(values.T, index=frame.index, columns=numeric))
+    numeric_names = set(numeric)
+    others = [n for n in names if n not in numeric_names]
+    cells = frame[others].to_numpy(dtype=object)
+    for group in _column_groups(list(range(len(others))), len(frame)):
+        parts += _feature_group(check, [others[j] for j in group], cells[:, group[0]:group[-1] + 1])
+    return pd.concat(parts, axis=1)[names] if parts else pd.DataFrame(index=frame.index)
+
+
+def _feature_group(check: _Checker, names: list[str], cells: np.ndarray) -> list[pd.DataFrame]:
+    """Parsed columns ``names`` from their ``cells`` (one column per column), as one frame
+    per kind (numbers, text, mixed)."""
+    index, shape = check.frame.index, (len(names), len(check.frame))
+    stacked = pd.Series(cells.ravel(order="F"), dtype=object)  # one column after another
+    parsed, not_number = _numbers(stacked)
+    numbers, not_number = parsed.to_numpy("float64").reshape(shape), not_number.reshape(shape)
+    blank = _blank(stacked).reshape(shape)
+    _flag_columns(check, np.isinf(numbers), names, "is infinite")
+    has_text = not_number.any(axis=1)
+    all_text = has_text & (not_number.sum(axis=1) == (~blank).sum(axis=1))
+    mixed = has_text & ~all_text
+    columns = np.asarray(names, dtype=object)
+    parts = [pd.DataFrame(numbers[~has_text].T, index=index, columns=columns[~has_text])]
+    if has_text.any():
+        texts = _text(stacked).to_numpy(dtype=object).reshape(shape)
+        parts.append(pd.DataFrame(texts[all_text].T, index=index, columns=columns[all_text]).astype("str"))
+        # Numbers as numbers, stray text as text, blanks as None.
+        cells = np.where(not_number[mixed], texts[mixed], numbers[mixed].astype(object))
+        cells[blank[mixed]] = None
+        parts.append(pd.DataFrame(cells.T, index=index, columns=columns[mixed], dtype=object))
+    return parts
 
 
 ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
@@ -488,15 +527,14 @@ def validate_frame(frame: pd.DataFrame, lines: np.ndarray, *, model_id: str | No
         orphan = out[col.GROUND_TRUTH_TIMESTAMP].notna() & out.get(col.GROUND_TRUTH, pd.Series(dtype="str")).isna()
         check.flag(orphan.to_numpy(), "ground_truth_timestamp is set but ground_truth is missing")
 
+    features = _features(check, [c for c in frame.columns if c.startswith(col.FEATURE_PREFIX)])
     for name in frame.columns:
-        if name.startswith(col.FEATURE_PREFIX):
-            out[name] = _feature(check, name)
-        elif name.startswith(col.PROTECTED_PREFIX):
+        if name.startswith(col.PROTECTED_PREFIX):
             out[name] = _text(frame[name])
         elif name.startswith(col.EXPLANATION_PREFIX):
             out[name] = _check_numeric(check, name)
 
-    result = pd.DataFrame(out)
+    result = pd.concat([pd.DataFrame(out), features], axis=1)
     if col.PREDICTION_ID not in result or result[col.PREDICTION_ID].isna().all():
         result[col.PREDICTION_ID] = _content_ids(result)
     check.flag(result[col.PREDICTION_ID].isna().to_numpy(), f"{col.PREDICTION_ID} is missing")
@@ -541,9 +579,43 @@ def _fixed_text(check: _Checker, name: str, given: str | None, option: str) -> p
 
 def _content_ids(frame: pd.DataFrame) -> pd.Series:
     # Same row, same id: re-ingesting a file is reported as duplicates, not stored twice.
-    hashed = pd.util.hash_pandas_object(frame.astype("str"), index=False).to_numpy()
-    return pd.Series([f"{frame[col.MODEL_ID].iat[i]}-{h:016x}" for i, h in enumerate(hashed)], dtype="str") \
-        if len(frame) else pd.Series([], dtype="str")
+    if not len(frame):
+        return pd.Series([], dtype="str")
+    hashed = _row_hashes(frame)
+    return pd.Series([f"{model}-{h:016x}" for model, h in zip(frame[col.MODEL_ID].tolist(), hashed.tolist(),
+                                                               strict=True)], dtype="str")
+
+
+# Column types whose cells can be converted to text together, one group of columns at a time.
+_STACKABLE = {"float64", "object", "str"}
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """``pd.util.hash_pandas_object(frame.astype("str"), index=False)``, with the cells of
+    same-typed columns converted and hashed together instead of column by column."""
+    rows = len(frame)
+    cells = np.empty((frame.shape[1], rows), dtype=np.uint64)
+    by_type: dict[str, list[int]] = collections.defaultdict(list)
+    for position, dtype in enumerate(frame.dtypes):
+        by_type[str(dtype) if str(dtype) in _STACKABLE else f"{position}"].append(position)
+    for kind, positions in by_type.items():
+        for group in _column_groups(positions, rows) if kind in _STACKABLE else [positions]:
+            values = frame.iloc[:, group].to_numpy(dtype="float64" if kind == "float64" else object)
+            text = pd.Series(values.ravel(order="F")).astype("str") if kind in _STACKABLE else \
+                frame.iloc[:, group[0]].astype("str")
+            cells[group] = pd.util.hash_pandas_object(text, index=False).to_numpy().reshape(len(group), rows)
+    return _combine_hashes(cells)
+
+
+def _combine_hashes(cells: np.ndarray) -> np.ndarray:
+    """Row hashes from cell hashes (one column per row), as pandas combines them."""
+    multiplier, combined = np.uint64(1000003), np.full(cells.shape[1], 0x345678, dtype=np.uint64)
+    for i, column in enumerate(cells):
+        remaining = len(cells) - i
+        combined ^= column
+        combined *= multiplier
+        multiplier += np.uint64(82520 + remaining + remaining)
+    return combined + np.uint64(97531)
 
 
 def _flag_repeated_ids(check: _Checker, ids: pd.Series) -> None:
