@@ -472,8 +472,8 @@ def _text_ms(check: _Checker, name: str, blank: np.ndarray, epoch_unit: str | No
         pending &= ~is_number
     iso = pending & text.str.fullmatch(ISO_8601).fillna(False).to_numpy(dtype=bool)
     check.flag(pending & ~iso, lambda p: _not_a_time(name, series.iloc[p]))
-    years = pd.to_numeric(text.str.slice(0, 4).where(iso), errors="coerce").to_numpy("float64", na_value=np.nan)
-    in_range = iso & (years >= FIRST_YEAR) & (years <= LAST_YEAR)
+    years = text.str.slice(0, 4)  # four digits wherever iso holds: compared as text, which is fast
+    in_range = iso & ((years >= str(FIRST_YEAR)) & (years <= str(LAST_YEAR))).fillna(False).to_numpy(dtype=bool)
     check.flag(iso & ~in_range, lambda p: f"{name} {series.iloc[p]!r} is outside the accepted years "
                                           f"{FIRST_YEAR}-{LAST_YEAR}")
     parsed = pd.to_datetime(text.where(in_range), utc=True, errors="coerce", format="ISO8601")
