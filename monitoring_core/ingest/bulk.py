@@ -23,7 +23,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from ..models import columns as col
 from ..models.audit import AuditEvent
 from ..models.common import SYSTEM, Actor
 from ..models.predictions import identifier
+from ..storage.base import InsertReport
 from ..storage.frames import TIME_DTYPE
 
 ALIASES = {
@@ -646,28 +647,39 @@ class IngestIncomplete(FairwatchError):
                          f"same command to store the rest: stored rows are recognised")
 
 
-def store_rows(store, frame: pd.DataFrame, lines: np.ndarray, report: IngestReport, *, actor: Actor = SYSTEM,
-               target: dict[str, str | None] | None = None, progress: Callable[[int], None] | None = None) -> None:
-    """Insert validated rows chunk by chunk, each chunk in one transaction with its audit
-    entry, so whatever is stored is audited even if a later chunk fails or the process is
-    killed. Rows already stored are added to ``report.rejected``, not rewritten."""
+def store_chunks(store, frame: pd.DataFrame, lines: np.ndarray,
+                 audit_chunk: Callable[[str, str, InsertReport], None] | None = None
+                 ) -> Iterator[tuple[int, int, list[RowIssue]]]:
+    """Insert validated rows chunk by chunk, yielding after each commit the chunk's row
+    count, how many were inserted and the rows already stored (reported, not rewritten).
+
+    ``audit_chunk(chunk, lines, result)`` runs inside each chunk's transaction, so a chunk
+    and its audit entry are stored together or not at all (on the embedded store).
+    """
     chunks = max(1, -(-len(frame) // CHUNK_ROWS))
-    rejected_before = report.rejected_count
     for number, start in enumerate(range(0, len(frame), CHUNK_ROWS), start=1):
         chunk, chunk_lines = frame.iloc[start:start + CHUNK_ROWS], lines[start:start + CHUNK_ROWS]
         with store.transaction():
-            inserted = store.predictions.insert_frame(chunk)
-            audit.record(store, AuditEvent.PREDICTIONS_INGESTED, actor, target=target, details={
-                "source": report.source, "rows_read": report.rows_read, "rejected": rejected_before,
-                "chunk": f"{number} of {chunks}", "lines": f"{chunk_lines[0]}-{chunk_lines[-1]}",
-                "inserted": inserted.inserted, "already_stored": len(inserted.duplicate_ids)})
-        report.inserted += inserted.inserted
-        if inserted.duplicate_ids:
-            where = dict(zip(chunk[col.PREDICTION_ID].tolist(), chunk_lines.tolist(), strict=True))
-            report.rejected += [RowIssue(where[i], f"prediction_id {i!r} is already stored")
-                                for i in inserted.duplicate_ids]
+            result = store.predictions.insert_frame(chunk)
+            if audit_chunk:
+                audit_chunk(f"{number} of {chunks}", f"{chunk_lines[0]}-{chunk_lines[-1]}", result)
+        where = dict(zip(chunk[col.PREDICTION_ID].tolist(), chunk_lines.tolist(), strict=True)) \
+            if result.duplicate_ids else {}
+        yield len(chunk), result.inserted, [RowIssue(where[i], f"prediction_id {i!r} is already stored")
+                                            for i in result.duplicate_ids]
+
+
+def store_rows(store, frame: pd.DataFrame, lines: np.ndarray,
+               progress: Callable[[int], None] | None = None) -> tuple[int, list[RowIssue]]:
+    """Insert validated rows in chunks without auditing them (the caller records its own
+    entry); returns how many were inserted and the rows already stored."""
+    inserted, issues = 0, []
+    for rows, stored, already in store_chunks(store, frame, np.asarray(lines)):
+        inserted += stored
+        issues += already
         if progress:
-            progress(len(chunk))
+            progress(rows)
+    return inserted, issues
 
 
 def ingest_frame(store, frame: pd.DataFrame, *, model_id: str | None = None, model_version: str | None = None,
@@ -688,9 +700,20 @@ def ingest_frame(store, frame: pd.DataFrame, *, model_id: str | None = None, mod
                                               epoch_unit=epoch_unit)
     report.rejected = [*(read_issues or []), *issues]
     target = {"model_id": model_id or _only_model(good)}
+    rejected = report.rejected_count
+
+    def audit_chunk(chunk: str, chunk_lines: str, result: InsertReport) -> None:
+        audit.record(store, AuditEvent.PREDICTIONS_INGESTED, actor, target=target, details={
+            "source": source, "rows_read": report.rows_read, "rejected": rejected, "chunk": chunk,
+            "lines": chunk_lines, "inserted": result.inserted, "already_stored": len(result.duplicate_ids)})
+
     try:
         if len(good):
-            store_rows(store, good, good_lines, report, actor=actor, target=target, progress=progress)
+            for rows, inserted, already in store_chunks(store, good, good_lines, audit_chunk):
+                report.inserted += inserted
+                report.rejected += already
+                if progress:
+                    progress(rows)
         elif report.rejected:
             audit.record(store, AuditEvent.PREDICTIONS_INGESTED, actor, target=target, details={
                 "source": source, "rows_read": report.rows_read, "rejected": report.rejected_count, "inserted": 0})
