@@ -23,15 +23,6 @@ HEADER = ("prediction_id,timestamp,model_version,prediction,confidence,predictio
           "features.income,features.purpose,metadata.protected_attributes.gender,label")
 
 
-@pytest.fixture
-def embedded(tmp_path):
-    """The embedded store alone, for tests about files and SQLite faults rather than backends."""
-    store = SqliteStore(tmp_path / "fw.db")
-    store.ensure_schema()
-    yield store
-    store.close()
-
-
 def write_csv(tmp_path, body: str, header: str = HEADER):
     path = tmp_path / "predictions.csv"
     path.write_text(header + "\n" + textwrap.dedent(body).lstrip("\n"), encoding="utf-8")

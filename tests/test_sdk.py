@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,18 +22,24 @@ from monitoring_core.storage.sqlite import SqliteStore
 from .factories import NOW
 
 
-@pytest.fixture
-def embedded(tmp_path):
-    store = SqliteStore(tmp_path / "fw.db")
-    store.ensure_schema()
-    yield store
-    store.close()
-
-
 def log_one(logger, i, **extra):
     return logger.log(model_id="loan", model_version="1", features={"income": 1000.0 + i, "purpose": "car"},
                       prediction="approve", confidence=0.9, probabilities={"approve": 0.9, "reject": 0.1},
                       protected_attributes={"gender": "female"}, timestamp=NOW + timedelta(seconds=i), **extra)
+
+
+def locked_pair(tmp_path, busy_timeout_ms):
+    """A store, and another connection to its file (another process) that can take its write lock."""
+    holder = SqliteStore(tmp_path / "fw.db")
+    holder.ensure_schema()
+    return holder, SqliteStore(tmp_path / "fw.db", busy_timeout_ms=busy_timeout_ms)
+
+
+@contextlib.contextmanager
+def write_lock(holder):
+    with holder.transaction():
+        holder.db.connection().execute("DELETE FROM prediction_logs WHERE 0")
+        yield
 
 
 def wait_for(condition, timeout=10.0):
@@ -90,17 +97,13 @@ def test_invalid_predictions_are_counted_not_raised(embedded):
 
 
 def test_a_locked_store_is_retried_until_it_frees_and_logging_never_blocks(tmp_path):
-    path = tmp_path / "fw.db"
-    holder = SqliteStore(path)
-    holder.ensure_schema()
-    store = SqliteStore(path, busy_timeout_ms=50)
+    holder, store = locked_pair(tmp_path, busy_timeout_ms=50)
     logger = PredictionLogger(store, batch_size=5, flush_interval=0.05, backoff_initial=0.05, backoff_max=0.1)
     release = threading.Event()
     locked = threading.Event()
 
     def hold_the_lock():
-        with holder.transaction():
-            holder.db.connection().execute("DELETE FROM prediction_logs WHERE 0")
+        with write_lock(holder):
             locked.set()
             release.wait(10)
 
@@ -121,13 +124,9 @@ def test_a_locked_store_is_retried_until_it_frees_and_logging_never_blocks(tmp_p
 
 
 def test_overflow_is_counted_and_reported(tmp_path, caplog):
-    path = tmp_path / "fw.db"
-    holder = SqliteStore(path)
-    holder.ensure_schema()
-    store = SqliteStore(path, busy_timeout_ms=20)
+    holder, store = locked_pair(tmp_path, busy_timeout_ms=20)
     logger = PredictionLogger(store, batch_size=100, flush_interval=0.05, max_buffer=5, backoff_initial=0.05)
-    with holder.transaction():
-        holder.db.connection().execute("DELETE FROM prediction_logs WHERE 0")
+    with write_lock(holder):
         results = [log_one(logger, i) for i in range(12)]
     assert sum(r is None for r in results) == 7
     assert logger.stats.dropped_overflow == 7
@@ -139,13 +138,9 @@ def test_overflow_is_counted_and_reported(tmp_path, caplog):
 
 
 def test_close_reports_what_could_not_be_written(tmp_path):
-    path = tmp_path / "fw.db"
-    holder = SqliteStore(path)
-    holder.ensure_schema()
-    store = SqliteStore(path, busy_timeout_ms=20)
+    holder, store = locked_pair(tmp_path, busy_timeout_ms=20)
     logger = PredictionLogger(store, batch_size=2, flush_interval=0.05, backoff_initial=0.05)
-    with holder.transaction():
-        holder.db.connection().execute("DELETE FROM prediction_logs WHERE 0")
+    with write_lock(holder):
         for i in range(4):
             log_one(logger, i)
         stats = logger.close(timeout=0.3)
@@ -185,13 +180,9 @@ def test_an_unexpected_error_is_reported_not_retried_forever(embedded, caplog):
 
 
 def test_new_predictions_do_not_cut_the_backoff_short(tmp_path):
-    path = tmp_path / "fw.db"
-    holder = SqliteStore(path)
-    holder.ensure_schema()
-    store = SqliteStore(path, busy_timeout_ms=10)
+    holder, store = locked_pair(tmp_path, busy_timeout_ms=10)
     logger = PredictionLogger(store, batch_size=1, flush_interval=0.01, backoff_initial=0.5, backoff_max=60)
-    with holder.transaction():
-        holder.db.connection().execute("DELETE FROM prediction_logs WHERE 0")
+    with write_lock(holder):
         for i in range(100):  # each one asks the writer for a batch: none may force a retry
             log_one(logger, i)
             time.sleep(0.01)
@@ -203,19 +194,17 @@ def test_new_predictions_do_not_cut_the_backoff_short(tmp_path):
 
 
 def test_close_during_a_lock_counts_the_batch_being_written(tmp_path):
-    path = tmp_path / "fw.db"
-    holder = SqliteStore(path)
-    holder.ensure_schema()
-    store = SqliteStore(path, busy_timeout_ms=1500)  # the first write is still waiting when close() gives up
+    holder, store = locked_pair(tmp_path, busy_timeout_ms=1500)  # the first write is still waiting when close() gives up
     logger = PredictionLogger(store, batch_size=10, flush_interval=3600, backoff_initial=0.05)
-    holder.db.connection().execute("BEGIN IMMEDIATE")  # another process's write lock
+    lock = write_lock(holder)
+    lock.__enter__()  # held across close()
     for i in range(50):
         log_one(logger, i)
     time.sleep(0.2)
     stats = logger.close(timeout=0.3)
     assert stats.dropped_on_close == 50 and stats.pending == 0 and stats.written == 0
     assert stats.logged == stats.written + stats.dropped_on_close + stats.pending
-    holder.db.connection().execute("ROLLBACK")
+    lock.__exit__(None, None, None)
     logger._thread.join(5)
     # Whatever became of the batch caught mid-write, it is counted once.
     late = logger.stats
@@ -294,3 +283,17 @@ def test_model_ids_and_versions_follow_the_bulk_rule(embedded):
     assert stats.rejected_invalid == 3 and "must not be empty" in stats.last_error and stats.written == 1
     found = embedded.predictions.find(kept)
     assert (found.model_id, found.model_version) == ("loan", "1")
+
+
+def test_from_settings_opens_its_own_store_in_the_writer_thread(tmp_path, monkeypatch):
+    from monitoring_core.config import load_settings
+
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", str(tmp_path / "data"))
+    logger = PredictionLogger.from_settings(settings=load_settings(), batch_size=1, flush_interval=0.05)
+    log_one(logger, 1)
+    assert logger.flush(timeout=10) and logger.store is not None
+    assert logger.close().written == 1
+    reader = SqliteStore(tmp_path / "data" / "fairwatch.db")
+    assert reader.predictions.count("loan") == 1
+    reader.close()
