@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitoring_core.ingest.bulk import validate_frame  # noqa: E402
+from monitoring_core.ingest.bulk import validate_frame
 
 
 def csv_like(rows: int, columns: int, seed: int = 0) -> pd.DataFrame:

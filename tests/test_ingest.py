@@ -11,13 +11,12 @@ import pytest
 
 from monitoring_core import audit
 from monitoring_core.errors import InvalidInput, StoreDamaged, StoreUnavailable
-from monitoring_core.ingest import ingest_file, ingest_frame
-from monitoring_core.ingest import bulk
+from monitoring_core.ingest import bulk, ingest_file, ingest_frame
 from monitoring_core.ingest.bulk import ACCEPTED_TIMES
 from monitoring_core.models import columns as col
 from monitoring_core.storage.sqlite import SqliteStore
 
-from .factories import NOW, prediction_frame
+from .factories import prediction_frame
 
 HEADER = ("prediction_id,timestamp,model_version,prediction,confidence,prediction.probabilities.approve,"
           "features.income,features.purpose,metadata.protected_attributes.gender,label")

@@ -87,7 +87,7 @@ def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
     data = "\ufeff".encode() + "\r\n".join([HEADER, row(1), row(2, "café")]).encode() + b"\r\n"
     for encoding in (None, "utf-8", "UTF8"):
         frame, lines, issues = read_csv(write(tmp_path, [], data=data), encoding=encoding)
-        assert list(frame.columns)[0] == "prediction_id" and lines.tolist() == [2, 3] and issues == []
+        assert frame.columns[0] == "prediction_id" and lines.tolist() == [2, 3] and issues == []
         assert frame["features.purpose"].tolist() == ["car", "café"]
 
 
@@ -103,3 +103,11 @@ def test_an_undecodable_header_is_refused_with_a_hint(tmp_path):
     path = write(tmp_path, [], data=b"prediction_id,caf\xe9\np1,x\n")
     with pytest.raises(InvalidInput, match=r"header line has a byte \(0xE9\).*--encoding"):
         read_csv(path)
+
+
+def test_a_repeated_column_name_is_refused_not_merged(store, tmp_path):
+    from monitoring_core.ingest import ingest_file
+
+    path = write(tmp_path, [], data=f"{HEADER},features.purpose\n{row(1)},home\n".encode())
+    with pytest.raises(InvalidInput, match=r"column\(s\) \['features.purpose'\] appear more than once"):
+        ingest_file(store, path, model_id="loan", model_version="1")

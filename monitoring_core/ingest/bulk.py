@@ -108,7 +108,9 @@ def read_csv(path: Path | str, encoding: str | None = None) -> tuple[pd.DataFram
     rows, starts, ends, issues = _records(lines, first_data_line, len(header))
     rows, starts, issues = _drop_undecodable(text, lines, rows, starts, ends, issues, encoding)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in zip(header, columns, strict=True)})
+    # Keyed by position: a repeated column name must reach canonical_columns, not overwrite.
+    frame = pd.DataFrame({i: pd.Series(values, dtype=object) for i, values in enumerate(columns)})
+    frame.columns = header
     return frame, starts + 1, issues
 
 
@@ -444,7 +446,7 @@ def _shown(value: object) -> str:
 
 
 def _not_a_time(name: str, value: object) -> str:
-    reason = f"{name} {value!r} is not a date-time: use {ACCEPTED_TIMES}"
+    reason = f"{name} {_shown(value)} is not a date-time: use {ACCEPTED_TIMES}"
     if _EPOCH_LIKE.fullmatch(str(value)):
         reason += "; for seconds or milliseconds since 1970-01-01 UTC pass --epoch-unit s or ms"
     return reason

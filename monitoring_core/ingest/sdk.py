@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import atexit
 import collections
-import logging
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import ValidationError
 
@@ -217,7 +217,7 @@ class PredictionLogger:
         atexit.unregister(self.close)
         return stats
 
-    def __enter__(self) -> PredictionLogger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -277,7 +277,7 @@ class PredictionLogger:
                 return
             except STORE_FAULTS as exc:
                 self._failed(batch, exc, delay)
-            except Exception as exc:  # noqa: BLE001 - the writer thread must outlive a bug; it is counted and logged
+            except Exception as exc:
                 unexpected += 1
                 if unexpected >= UNEXPECTED_FAILURE_ATTEMPTS:
                     log.exception("Fairwatch dropped %d predictions after %d failed writes", len(batch), unexpected)
