@@ -13,6 +13,13 @@ Short forms are accepted: ``prediction`` for ``prediction.class``, ``confidence`
 ``prediction.confidence``, ``label`` for ``ground_truth``. Without a ``prediction_id``
 column each row gets an id derived from its content, so ingesting the same file twice
 reports duplicates instead of storing every prediction twice.
+
+CSV files are UTF-8 (with or without a byte-order mark) unless ``encoding`` names another
+ASCII-based encoding. Timestamps are ISO 8601 (:data:`ACCEPTED_TIMES`; no offset means
+UTC, a bare date is midnight UTC) in the years 1678-2261, datetime columns of any unit
+(naive is UTC), or numbers since 1970-01-01 UTC when ``epoch_unit`` is ``"s"`` or ``"ms"``.
+Rows are stored in chunks, each with its audit entry; if the store fails part-way,
+:class:`IngestIncomplete` says how many rows were stored.
 """
 
 from __future__ import annotations
