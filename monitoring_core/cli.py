@@ -35,17 +35,38 @@ def cmd_ingest(args) -> int:
 
     from .ingest import bulk
 
-    store = _store()
-    frame, lines, read_issues = bulk.read_table(args.file)
-    with tqdm(total=len(frame), unit="rows", desc="ingest", disable=args.quiet or None, file=sys.stderr) as bar:
-        report = bulk.ingest_frame(store, frame, model_id=args.model_id, model_version=args.model_version,
-                                   actor=_actor(args), source=str(args.file), lines=lines,
-                                   read_issues=read_issues, progress=bar.update)
-    print(report.summary())
-    if args.errors and report.rejected:
-        bulk.write_rejected(report, args.errors)
-        print(f"rejected rows written to {args.errors}")
+    try:
+        bulk.check_options(args.model_id, args.model_version, args.epoch_unit)
+        if args.errors:
+            bulk.check_writable(args.errors)
+        frame, lines, read_issues = bulk.read_table(args.file, args.encoding)
+        store = _store()
+        with tqdm(total=len(frame), unit="rows", desc="ingest", disable=args.quiet or None, file=sys.stderr) as bar:
+            report = bulk.ingest_frame(store, frame, model_id=args.model_id, model_version=args.model_version,
+                                       epoch_unit=args.epoch_unit, actor=_actor(args), source=str(args.file),
+                                       lines=lines, read_issues=read_issues, progress=bar.update)
+    except bulk.IngestIncomplete as exc:
+        _report_ingest(exc.report, args.errors)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FairwatchError as exc:
+        print(f"error: {exc}; no rows stored", file=sys.stderr)
+        return 2
+    _report_ingest(report, args.errors)
     return 0 if report.inserted or not report.rows_read else 1
+
+
+def _report_ingest(report, errors_path: str | None) -> None:
+    from .ingest import bulk
+
+    print(report.summary())
+    if errors_path and report.rejected:
+        try:
+            bulk.write_rejected(report, errors_path)
+        except FairwatchError as exc:  # the rows are stored: say so, then why the list is missing
+            print(f"error: {exc}", file=sys.stderr)
+            return
+        print(f"rejected rows written to {errors_path}")
 
 
 def cmd_seed_demo(args) -> int:
@@ -166,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--model-id", help="model of every row (else a model_id column is required)")
     ingest.add_argument("--model-version", help="version of every row (else a model_version column is required)")
     ingest.add_argument("--errors", metavar="FILE", help="write the rejected rows' line numbers and reasons here (CSV)")
+    ingest.add_argument("--encoding", help="the CSV file's text encoding (default: UTF-8, with or without BOM)")
+    ingest.add_argument("--epoch-unit", choices=["s", "ms"],
+                        help="read numeric timestamps as seconds or milliseconds since 1970-01-01 UTC")
     ingest.set_defaults(run=cmd_ingest)
 
     seed = commands.add_parser("seed-demo", help="create the demo models (loan-approval and a healthy one)")

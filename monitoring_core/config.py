@@ -73,6 +73,14 @@ class Settings(BaseSettings):
                               "`python -c \"import secrets; print(secrets.token_hex(32))\"` and keep it secret")
         return self
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_given(cls, value: Any) -> Any:
+        # An empty value would silently mean the current folder.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty (unset it to use the default folder 'data')")
+        return value
+
     @field_validator("mongodb_uri")
     @classmethod
     def _mongodb_scheme(cls, uri: SecretStr | None) -> SecretStr | None:

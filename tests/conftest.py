@@ -78,3 +78,14 @@ def reopen(store, store_factory):
         return store_factory()
 
     return again
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    """The embedded store alone, for tests about files and SQLite faults rather than backends."""
+    from monitoring_core.storage.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "fw.db")
+    store.ensure_schema()
+    yield store
+    store.close()

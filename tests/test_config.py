@@ -70,3 +70,14 @@ def test_open_store_follows_the_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRWATCH_BACKEND", "mongodb")
     with pytest.raises(ConfigError, match="MONGODB_URI is not set"):
         open_store(load_settings())
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_data_dir_is_a_configuration_error(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("FAIRWATCH_DATA_DIR", value)
+    with pytest.raises(ConfigError, match="FAIRWATCH_DATA_DIR: Value error, must not be empty"):
+        load_settings()
+    monkeypatch.delenv("FAIRWATCH_DATA_DIR")
+    (tmp_path / "secrets.toml").write_text(f'[fairwatch]\ndata_dir = "{value}"\n')
+    with pytest.raises(ConfigError, match=r"data_dir in \[fairwatch\] of .*: Value error, must not be empty"):
+        load_settings()

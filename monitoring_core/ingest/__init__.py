@@ -1,6 +1,7 @@
 """Getting predictions in: the SDK logger (per prediction) and bulk ingest (files, frames)."""
 
-from .bulk import IngestReport, RowIssue, ingest_file, ingest_frame
+from .bulk import IngestIncomplete, IngestReport, RowIssue, ingest_file, ingest_frame
 from .sdk import LoggerStats, PredictionLogger
 
-__all__ = ["IngestReport", "LoggerStats", "PredictionLogger", "RowIssue", "ingest_file", "ingest_frame"]
+__all__ = ["IngestIncomplete", "IngestReport", "LoggerStats", "PredictionLogger", "RowIssue", "ingest_file",
+           "ingest_frame"]

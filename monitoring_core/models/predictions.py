@@ -13,6 +13,19 @@ from .common import Document, UtcDatetime, new_id
 FeatureValue = float | int | bool | str | None
 
 
+def identifier(value: str) -> str:
+    """The one rule for model ids and versions (SDK, bulk ingest, CLI): surrounding
+    whitespace is dropped and something must remain."""
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+ModelId = Annotated[str, AfterValidator(identifier)]
+ModelVersion = Annotated[str, AfterValidator(identifier)]
+
+
 def _check_names(mapping: dict | None) -> dict | None:
     for name in mapping or {}:
         if not is_valid_name(name):
@@ -66,8 +79,8 @@ class PredictionLog(Document):
     booleans or missing (None/NaN); infinities are refused."""
 
     prediction_id: str = Field(default_factory=lambda: new_id("PRED"), min_length=1)
-    model_id: str = Field(min_length=1)
-    model_version: str = Field(min_length=1)
+    model_id: ModelId
+    model_version: ModelVersion
     timestamp: UtcDatetime
     features: Annotated[dict[str, FeatureValue], Names, AfterValidator(_finite_features)]
     prediction: Prediction
