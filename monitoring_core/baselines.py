@@ -97,3 +97,36 @@ def reset(store, *, model_id: str, config: MonitoringConfig, actor: Actor, reaso
     end = clock.now()
     return create_baseline_from_window(store, model_id=model_id, start=end - RESET_WINDOW, end=end, config=config,
                                        actor=actor, reason=reason)
+
+
+def create_baseline_from_file(store, path, *, model_id: str, actor: Actor, model_version: str | None = None,
+                              encoding: str | None = None, epoch_unit: str | None = None,
+                              activate: bool = True) -> tuple[DriftSnapshot, list]:
+    """A baseline from a CSV or Parquet file in the bulk-ingest column format (for example
+    the model's validation set with its predictions). Rows that fail ingest validation are
+    left out and returned, with their lines; the model must be registered."""
+    from .ingest import bulk
+
+    model = store.models.get(model_id)
+    frame, lines, read_issues = bulk.read_table(path, encoding)
+    rows, _, issues = bulk.validate_frame(frame, lines, model_id=model_id, model_version=model_version,
+                                          epoch_unit=epoch_unit)
+    if rows.empty:
+        raise InvalidInput(f"{path}: no valid rows to build a baseline from ({len(read_issues) + len(issues)} rejected)")
+    versions = rows[col.MODEL_VERSION].dropna().unique()
+    snapshot = create_baseline(store, rows, model_id=model_id, model_version=str(versions[-1]),
+                               config=model.monitoring, actor=actor, activate=activate,
+                               dataset_version=str(path))
+    return snapshot, read_issues + issues
+
+
+def compare(store, reference_id: str, candidate_id: str) -> pd.DataFrame:
+    """Two stored baselines of one model side by side (see
+    :func:`monitoring_core.metrics.comparison.compare_baselines`)."""
+    from .metrics.comparison import compare_baselines
+
+    reference, candidate = store.baselines.get(reference_id), store.baselines.get(candidate_id)
+    if reference.model_id != candidate.model_id:
+        raise InvalidInput(f"{reference_id} is a baseline of {reference.model_id!r} and {candidate_id} of "
+                           f"{candidate.model_id!r}: compare baselines of the same model")
+    return compare_baselines(reference, candidate)

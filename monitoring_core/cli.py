@@ -172,6 +172,155 @@ def add_audit_commands(commands) -> None:
     export.set_defaults(run=cmd_audit_export)
 
 
+# -- bring your own model: register it, give it a baseline ----------------------------------
+
+
+def _risk_config(args):
+    from .models.common import validated
+    from .models.thresholds import MonitoringConfig
+
+    return validated(MonitoringConfig, {"risk_level": args.risk, "positive_label": args.positive_class,
+                                        "protected_attributes": args.protected, "class_labels": args.classes})
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more names separated by commas")
+    return names
+
+
+def cmd_model_register(args) -> int:
+    from .catalog import register_model
+
+    model = register_model(_store(), _risk_config(args), model_id=args.model_id, actor=_actor(args),
+                           display_name=args.display_name, owner=args.owner)
+    config = model.monitoring
+    print(f"registered {model.model_id}: {config.risk_level} risk, positive class {config.positive_label!r}, "
+          f"protected attributes {', '.join(config.protected_attributes) or 'none'}")
+    return 0
+
+
+def cmd_model_list(args) -> int:
+    models = _store().models.list()
+    if not models:
+        print("no models registered (python -m monitoring_core model register --help)")
+    for model in models:
+        config = model.monitoring
+        print(f"{model.model_id}\t{config.risk_level}\tpositive={config.positive_label}\t"
+              f"protected={','.join(config.protected_attributes)}\t{model.display_name or ''}")
+    return 0
+
+
+def _describe_baseline(snapshot) -> str:
+    state = "active" if snapshot.is_active else f"archived {snapshot.archived_at:%Y-%m-%d}" \
+        if snapshot.archived_at else "inactive"
+    return (f"{snapshot.snapshot_id}\t{snapshot.model_id}\t{state}\t{snapshot.sample_count:,} rows\t"
+            f"created {snapshot.created_at:%Y-%m-%d %H:%M} UTC by {snapshot.created_by or '?'}\t"
+            f"{snapshot.dataset_version or snapshot.source}")
+
+
+def cmd_baseline_create(args) -> int:
+    from . import baselines
+
+    store, actor = _store(), _actor(args)
+    if args.from_file:
+        snapshot, rejected = baselines.create_baseline_from_file(
+            store, args.from_file, model_id=args.model_id, actor=actor, model_version=args.model_version,
+            encoding=args.encoding, epoch_unit=args.epoch_unit, activate=not args.inactive)
+        for issue in rejected[:20]:
+            print(f"  left out: {issue}", file=sys.stderr)
+        if len(rejected) > 20:
+            print(f"  ... and {len(rejected) - 20} more rows left out", file=sys.stderr)
+    else:
+        end = clock.now()
+        snapshot = baselines.create_baseline_from_window(
+            store, model_id=args.model_id, start=end - args.last, end=end,
+            config=store.models.get(args.model_id).monitoring, actor=actor, activate=not args.inactive,
+            reason=f"baseline from the last {args.last}")
+    print(_describe_baseline(snapshot))
+    return 0
+
+
+def cmd_baseline_list(args) -> int:
+    snapshots = _store().baselines.list(args.model_id)
+    if not snapshots:
+        print("no baselines (python -m monitoring_core baseline create --help)")
+    for snapshot in snapshots:
+        print(_describe_baseline(snapshot))
+    return 0
+
+
+def cmd_baseline_activate(args) -> int:
+    from . import baselines
+
+    print(_describe_baseline(baselines.activate(_store(), args.snapshot_id, _actor(args))))
+    return 0
+
+
+def cmd_baseline_compare(args) -> int:
+    from . import baselines
+
+    table = baselines.compare(_store(), args.reference, args.candidate)
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _duration(text: str):
+    from datetime import timedelta
+
+    units = {"h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a duration such as 24h or 7d")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def add_model_commands(commands) -> None:
+    model = commands.add_parser("model", help="register a model for monitoring, list models").add_subparsers(
+        dest="model_command", required=True, metavar="ACTION")
+    register = model.add_parser("register", help="register a model (or change its registration)")
+    register.add_argument("--model-id", required=True)
+    register.add_argument("--risk", required=True, choices=["high", "medium", "low"],
+                          help="risk level: sets the thresholds and the analysis cadence (policy sections 1-2)")
+    register.add_argument("--positive-class", required=True, help="the favourable prediction, e.g. approve")
+    register.add_argument("--protected", type=_names, default=[], metavar="A,B",
+                          help="protected attribute columns (metadata.protected_attributes.<name>)")
+    register.add_argument("--classes", type=_names, metavar="A,B",
+                          help="the model's classes, when known (the positive class must be one of them)")
+    register.add_argument("--display-name")
+    register.add_argument("--owner")
+    register.set_defaults(run=cmd_model_register)
+    model.add_parser("list", help="the registered models").set_defaults(run=cmd_model_list)
+
+    baseline = commands.add_parser("baseline", help="a model's baselines: create, list, activate, compare"
+                                   ).add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+    create = baseline.add_parser("create", help="a baseline from a file (e.g. the validation set with its "
+                                                "predictions) or from the last days of logged predictions")
+    create.add_argument("--model-id", required=True)
+    source = create.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="from_file", metavar="FILE", help="CSV or Parquet in the ingest column format")
+    source.add_argument("--last", type=_duration, metavar="7d", help="the model's logged predictions of this period")
+    create.add_argument("--model-version", help="version of every row (else a model_version column is required)")
+    create.add_argument("--encoding", help="the CSV file's text encoding (default: UTF-8)")
+    create.add_argument("--epoch-unit", choices=["s", "ms"], help="numeric timestamps: seconds or milliseconds")
+    create.add_argument("--inactive", action="store_true", help="store it without activating it")
+    create.set_defaults(run=cmd_baseline_create)
+    listing = baseline.add_parser("list", help="baselines, newest first")
+    listing.add_argument("--model-id")
+    listing.set_defaults(run=cmd_baseline_list)
+    activate = baseline.add_parser("activate", help="make a stored baseline the active one (the old one is archived)")
+    activate.add_argument("snapshot_id")
+    activate.set_defaults(run=cmd_baseline_activate)
+    compare = baseline.add_parser("compare", help="two baselines of a model side by side: drift of B against A")
+    compare.add_argument("reference", metavar="A")
+    compare.add_argument("candidate", metavar="B")
+    compare.add_argument("--format", choices=["table", "csv"], default="table")
+    compare.set_defaults(run=cmd_baseline_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import DEFAULT_SEED
 
@@ -201,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="what the store holds").set_defaults(run=cmd_status)
     commands.add_parser("purge", help="apply the retention policy now").set_defaults(run=cmd_purge)
     add_audit_commands(commands)
+    add_model_commands(commands)
     return parser
 
 

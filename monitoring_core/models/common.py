@@ -5,10 +5,13 @@ from __future__ import annotations
 import enum
 import math
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import InvalidInput
 
 
 class Severity(enum.StrEnum):
@@ -84,3 +87,22 @@ class Actor(BaseModel):
 
 
 SYSTEM = Actor(user_id="system", role="admin", system=True)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validated(model: type[ModelT], doc: Mapping[str, Any] | ModelT) -> ModelT:
+    """``doc`` as a ``model``; a bad document raises ``InvalidInput`` naming the fields."""
+    if isinstance(doc, model):
+        return doc
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(model.__name__, exc)) from None
+
+
+def describe_validation_error(what: str, exc: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"invalid {what}: {problems}"

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .. import clock
 from ..errors import Conflict, InvalidInput, NotFound, StoreDamaged, StoreUnavailable
 from ..models.alerts import Alert, AlertSuppression
 from ..models.audit import AuditCheckpoint, AuditEntry
 from ..models.baseline import DriftSnapshot
-from ..models.common import Severity
+from ..models.common import Severity, describe_validation_error, validated  # noqa: F401 (re-exported)
 from ..models.incidents import Incident, IncidentStatus
 from ..models.record import MonitoringRecord
 from ..models.registry import RegisteredModel
@@ -35,23 +35,6 @@ DocT = TypeVar("DocT", bound=BaseModel)
 
 # Optimistic writes (audit append, model upsert) retry when another writer got in first.
 WRITE_ATTEMPTS = 50
-
-
-def validated(model: type[DocT], doc: Mapping[str, Any] | DocT) -> DocT:
-    """``doc`` as a ``model``; a bad document raises ``InvalidInput`` naming the fields."""
-    if isinstance(doc, model):
-        return doc
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation_error(model.__name__, exc)) from None
-
-
-def describe_validation_error(what: str, exc: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
-    )
-    return f"invalid {what}: {problems}"
 
 
 def newest(time_field: str) -> tuple[tuple[str, int], ...]:
