@@ -321,6 +321,21 @@ def add_model_commands(commands) -> None:
     compare.set_defaults(run=cmd_baseline_compare)
 
 
+def cmd_health(args) -> int:
+    from . import health
+
+    report = health.report(_store())
+    print(report.model_dump_json() if args.json else health.format_report(report))
+    return 0 if report.healthy else 1
+
+
+def add_health_command(commands) -> None:
+    check = commands.add_parser("health", help="each model's last analysis and its age; exit 1 when any model has "
+                                               "had none for 12 hours (a container or cron probe)")
+    check.add_argument("--json", action="store_true", help="one JSON object (durations in seconds)")
+    check.set_defaults(run=cmd_health)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import DEFAULT_SEED
 
@@ -351,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("purge", help="apply the retention policy now").set_defaults(run=cmd_purge)
     add_audit_commands(commands)
     add_model_commands(commands)
+    add_health_command(commands)
     return parser
 
 

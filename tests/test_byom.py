@@ -120,3 +120,18 @@ def test_grid_proportions_of_a_uniform_distribution():
 
     grid = quantile_grid_levels()  # the quantile function of U(0, 1) is the identity
     assert grid_proportions(np.array([0.25, 0.5, 0.9]), grid) == pytest.approx([0.25, 0.25, 0.4, 0.1])
+
+
+def test_health_probe_exits_non_zero_once_a_model_has_gone_twelve_hours_without_analysis(cli):
+    import json
+    from datetime import timedelta
+
+    from monitoring_core import clock
+
+    with clock.frozen(END) as advance:
+        assert cli("model", "register", "--model-id", "credit", "--risk", "low", "--positive-class", "approve")[0] == 0
+        code, out, _ = cli("health", "--json")
+        assert code == 0 and json.loads(out)["healthy"] is True
+        advance(timedelta(hours=12, minutes=1))
+        code, out, _ = cli("health")
+        assert code == 1 and "credit" in out
