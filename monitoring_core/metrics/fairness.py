@@ -430,9 +430,10 @@ def homogeneity_test(counts, *, resamples: int = 9999, seed: int = 0, stream: st
 
     ``scipy.stats.chi2_contingency(counts, correction=False)``; when any expected count is
     below 5, the permutation test of the same statistic with ``resamples`` resamples from
-    the random stream ``(seed, stream)`` (see the comment above: tables drawn with the
-    observed margins, at a cost independent of the row count). Rows are put in an order
-    fixed by their counts first, so naming or ordering the groups changes nothing. A table
+    the random stream of ``seed``, ``stream`` and the table's counts (see the comment above:
+    tables drawn with the observed margins, at a cost independent of the row count). Rows
+    are put in an order fixed by their counts first, so naming or ordering the groups
+    changes nothing. A table
     with an empty column (nobody, or everybody, selected) shows no difference: p = 1.
 
     Parameters
@@ -448,7 +449,8 @@ def homogeneity_test(counts, *, resamples: int = 9999, seed: int = 0, stream: st
     if scipy.stats.contingency.expected_freq(table).min() >= MIN_EXPECTED_COUNT:
         result = scipy.stats.chi2_contingency(table, correction=False)
         return RateTest(float(result.statistic), float(result.pvalue), "chi2")
-    method = scipy.stats.MonteCarloMethod(n_resamples=resamples, rng=stream_rng(seed, stream))
+    rng = stream_rng(seed, f"{stream}:{table.tolist()}")
+    method = scipy.stats.MonteCarloMethod(n_resamples=resamples, rng=rng)
     result = scipy.stats.chi2_contingency(table, correction=False, method=method)
     return RateTest(float(result.statistic), float(result.pvalue), "permutation")
 
@@ -483,8 +485,8 @@ def pairwise_p_values(table: GroupTable, gap: GroupGap, *, resamples: int = 9999
         return {}
     counts = rate_counts(table, RATE_OF[gap.metric])
     row = {g: i for i, g in enumerate(table.groups)}
-    p = [homogeneity_test(counts[[row[g], row[best]]], resamples=resamples, seed=seed,
-                          stream=f"{stream}/{g}").p_value for g in others]
+    p = [homogeneity_test(counts[[row[g], row[best]]], resamples=resamples, seed=seed, stream=stream).p_value
+         for g in others]
     return dict(zip(others, holm(p).tolist()))
 
 
