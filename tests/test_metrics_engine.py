@@ -689,3 +689,14 @@ def test_the_numeric_converter_classifies_every_cell(repeat, blank_is_missing):
     mixed = parse_numbers(pd.Series([2, "2", True, b"2", [2], {"v": 2}, ("2",), np.float32(2), None], dtype=object))
     assert mixed.not_number.tolist() == [False, False, True, True, True, True, True, False, False]
     assert (mixed.as_text, int(mixed.missing.sum())) == (1, 1)
+
+
+def test_a_baseline_keeps_the_intersections_reference_fairness(reference, stable_window):
+    config = CONFIG.model_copy(update={"intersections": [["gender", "age_group"]]})
+    snapshot = build_baseline(reference, config, model_id="m", model_version="1")
+    crossed = snapshot.fairness_metrics["gender&age_group"]
+    assert len(crossed.group_metrics) == 6 and "gender=female&age_group=18-29" in crossed.group_metrics
+    female_young = (reference[col.protected("gender")] == "female") & (reference[col.protected("age_group")] == "18-29")
+    assert crossed.group_metrics["gender=female&age_group=18-29"].sample_count == int(female_young.sum())
+    value = compute_metrics(stable_window, snapshot, config).metrics.fairness_drift.demographic_parity
+    assert value.by_attribute["gender&age_group"].baseline_value == crossed.demographic_parity

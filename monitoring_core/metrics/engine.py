@@ -129,8 +129,9 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     baseline : DriftSnapshot
         The model's active baseline.
     config : MonitoringConfig
-        Risk level (selects the threshold set), positive label, protected attributes,
-        minimum sizes, bins, eps, bootstrap settings.
+        Risk level (selects the threshold set), positive label, protected attributes and
+        their intersections, minimum sizes, bins, eps, bootstrap and test settings
+        (``fairness_alpha``: family-wise error rate of the run's fairness tests).
     period_start, period_end : datetime, optional
         The analysed period; default the window's first and last timestamp.
     model_id : str, optional
@@ -140,7 +141,8 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     -------
     MonitoringRecord
         Every metric with value, severity, availability and reason, the data-quality
-        counts, the aggregated score and the maximum severity.
+        counts, each metric's score, the category scores (and the unavailable
+        categories), the aggregated score and the maximum severity.
     """
     started = time.perf_counter()
     if not isinstance(window, pd.DataFrame):

@@ -19,6 +19,17 @@ rows, at a cost independent of the row count (tested against an explicit row res
 The selection-rate part alone is ``Binomial(n_g, SR_g)``. The interval is the percentile
 interval of the resampled metric; groups are drawn in an order fixed by their counts, so
 relabelling groups or reordering rows changes nothing.
+
+Significance (spec section 2, revised 2026-11-23). A gap is a breach only when the data
+establish it: :func:`homogeneity_test` tests the rates of an attribute's groups (Pearson
+chi-square, a permutation test when an expected count is below 5), the engine
+Holm-adjusts (:func:`holm`) the run's tests together, and :func:`pairwise_p_values`
+tests each group against the best one to name the affected groups. Every test reads the
+same count table, so it costs nothing per row either.
+
+Intersections: :func:`protected_groups` reads each protected attribute and each
+configured combination (``gender&race``, groups ``gender=female&race=Black``) as codes
+per row, for the engine and the baseline builder alike.
 """
 
 from __future__ import annotations
@@ -400,9 +411,8 @@ def affected_groups(gap: GroupGap, bound: float | None, adjusted: dict[str, floa
 # PermutationMethod on small tables).
 
 MIN_EXPECTED_COUNT = 5
-RATES = tuple(dict.fromkeys(spec.group_rate for spec in registry.metrics_of(registry.FAIRNESS)))
-"""The per-group rates fairness compares; metrics on the same rate share one test."""
 RATE_OF = {spec.name: spec.group_rate for spec in registry.metrics_of(registry.FAIRNESS)}
+"""The per-group rate each fairness metric compares; metrics on the same rate share one test."""
 
 
 @dataclass(frozen=True)
@@ -433,8 +443,8 @@ def homogeneity_test(counts, *, resamples: int = 9999, seed: int = 0, stream: st
     the random stream of ``seed``, ``stream`` and the table's counts (see the comment above:
     tables drawn with the observed margins, at a cost independent of the row count). Rows
     are put in an order fixed by their counts first, so naming or ordering the groups
-    changes nothing. A table
-    with an empty column (nobody, or everybody, selected) shows no difference: p = 1.
+    changes nothing. A table with an empty column (nobody, or everybody, selected) shows
+    no difference: p = 1.
 
     Parameters
     ----------
@@ -545,12 +555,9 @@ def _crossed(parts: Sequence[ProtectedGroups]) -> CategoricalColumn:
     for part, size in zip(parts, sizes):
         present &= part.column.codes >= 0
         combined = combined * size + np.maximum(part.column.codes, 0)
-    seen = np.flatnonzero(np.bincount(combined[present], minlength=int(np.prod(sizes))))
-    renumber = np.full(int(np.prod(sizes)), -1, dtype=np.int64)
-    renumber[seen] = np.arange(seen.size)
-    codes = np.where(present, renumber[combined], -1)
-    digits = np.unravel_index(seen, sizes)
+    codes = np.full(combined.size, -1, dtype=np.int64)
+    codes[present], seen = pd.factorize(combined[present], sort=True)
+    digits = np.unravel_index(np.asarray(seen, dtype=np.int64), sizes)
     names = ["&".join(f"{p.name}={p.column.categories[d[k]]}" for p, d in zip(parts, digits))
-             for k in range(seen.size)]
-    left_out = int((~present).sum())
-    return CategoricalColumn(codes, names, parts[0].column.rows, left_out, 0)
+             for k in range(len(seen))]
+    return CategoricalColumn(codes, names, parts[0].column.rows, int((~present).sum()), 0)
