@@ -31,7 +31,12 @@ from monitoring_core.metrics.fairness import (
     bootstrap_intervals,
     bootstrap_statistics,
     fairness_table,
+    holm,
+    homogeneity_test,
+    pairwise_p_values,
+    rate_counts,
 )
+from monitoring_core.models.metric_registry import SELECTION_RATE, TRUE_POSITIVE_RATE
 from monitoring_core.models.record import Reason
 
 PROPERTY = settings(max_examples=40, deadline=None)
@@ -106,8 +111,12 @@ def test_relabelling_groups_changes_nothing(rows, new_names):
         a, b = assess(first, metric, 3), assess(second, metric, 3)
         assert (a.value, a.reason) == (b.value, b.reason)
         assert sorted(rename[g] for g in a.insufficient) == sorted(b.insufficient)
-        flagged_a = {rename[x.split("=")[1]] for x in affected_groups(a, "attr", 0.05)}
-        assert flagged_a == {x.split("=")[1] for x in affected_groups(b, "attr", 0.05)}
+        assert {rename[g] for g in affected_groups(a, 0.05)} == set(affected_groups(b, 0.05))
+        if a.available:
+            pairwise_a = pairwise_p_values(first, a, resamples=99, seed=7, stream="attr")
+            pairwise_b = pairwise_p_values(second, b, resamples=99, seed=7, stream="attr")
+            # (two groups with equal counts may swap as "the best": compare the p-values)
+            assert sorted(pairwise_a.values()) == sorted(pairwise_b.values())
     gaps_a = {m: assess(first, m, 3) for m in METRICS}
     gaps_b = {m: assess(second, m, 3) for m in METRICS}
     ci_a = bootstrap_intervals(first, gaps_a, resamples=50, seed=7, confidence_level=0.95, stream="attr")
@@ -188,11 +197,90 @@ def test_affected_groups():
     table = fairness_table(None, y_pred, sensitive_features=["a"] * 100 + ["b"] * 100 + ["c"] * 100, pos_label=1)
     dp = assess(table, "demographic_parity", 30)
     assert dp.value == pytest.approx(0.2)
-    assert affected_groups(dp, "race", 0.05) == ["race=b", "race=c"]  # 0.08 and 0.20 below the best
+    assert affected_groups(dp, 0.05) == ["b", "c"]  # 0.08 and 0.20 below the best
     di = assess(table, "disparate_impact", 30)
     assert di.value == pytest.approx(40 / 60)
-    assert affected_groups(di, "race", 0.80) == ["race=c"]  # 0.667 < 0.8; b at 0.867 is not
-    assert affected_groups(di, "race", 0.90) == ["race=b", "race=c"]
+    assert affected_groups(di, 0.80) == ["c"]  # 0.667 < 0.8; b at 0.867 is not
+    assert affected_groups(di, 0.90) == ["b", "c"]
+    # only the groups whose difference from the best group is significant
+    assert affected_groups(dp, 0.05, {"b": 0.2, "c": 0.004}, alpha=0.01) == ["c"]
+    assert affected_groups(di, 0.90, {"b": 0.009, "c": 0.01}, alpha=0.01) == ["b"]
+
+
+# -- statistical significance ----------------------------------------------------------------
+
+def test_holm_against_a_hand_computation():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> max(0.06, 0.04)
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1, then monotone
+    np.testing.assert_allclose(holm([0.02]), [0.02])
+    assert holm([]).size == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chi_square_p_values_equal_scipy_on_the_same_table(seed):
+    rng = np.random.default_rng(seed)
+    groups = int(rng.integers(2, 6))
+    rows = rng.integers(40, 3000, groups)
+    counts = np.column_stack((selected := rng.binomial(rows, rng.uniform(0.3, 0.6, groups)), rows - selected))
+    expected = scipy.stats.chi2_contingency(counts, correction=False)
+    test = homogeneity_test(counts)
+    assert test.method == "chi2"
+    assert test.p_value == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+    assert test.statistic == pytest.approx(expected.statistic, rel=1e-12)
+
+
+def test_the_permutation_test_is_used_when_an_expected_count_is_below_five():
+    counts = np.array([[1, 29], [6, 24]])  # 7 selected of 60: expected 3.5 per group
+    assert scipy.stats.contingency.expected_freq(counts).min() < 5
+    test = homogeneity_test(counts, resamples=9999, seed=3, stream="gender/selection_rate")
+    assert test.method == "permutation"
+    assert test == homogeneity_test(counts, resamples=9999, seed=3, stream="gender/selection_rate")  # seeded
+    # the exact permutation p-value: tables with these margins are hypergeometric
+    first_row_selected = np.arange(0, 8)
+    pmf = scipy.stats.hypergeom(60, 7, 30).pmf(first_row_selected)
+    statistics = [scipy.stats.chi2_contingency([[k, 30 - k], [7 - k, 23 + k]], correction=False).statistic
+                  for k in first_row_selected]
+    exact = pmf[np.array(statistics) >= test.statistic - 1e-9].sum()
+    error = np.sqrt(exact * (1 - exact) / 9999)
+    assert test.p_value == pytest.approx(exact, abs=4 * error)
+    # and scipy's own PermutationMethod (which permutes the 60 rows) agrees
+    scipy_p = scipy.stats.chi2_contingency(counts, correction=False, method=scipy.stats.PermutationMethod(
+        n_resamples=9999, rng=np.random.default_rng(0))).pvalue
+    assert test.p_value == pytest.approx(scipy_p, abs=6 * error)
+    assert scipy.stats.chi2_contingency(counts, correction=False).pvalue != pytest.approx(test.p_value, abs=0.01)
+
+
+def test_the_permutation_cost_does_not_grow_with_the_rows():
+    """A million rows with one small group: the test still works on the 2 x 2 count table."""
+    counts = np.array([[8, 22], [50_000, 950_000]])  # expected 1.5 selected in the small group
+    test = homogeneity_test(counts, resamples=999, seed=0)
+    assert test.method == "permutation" and test.p_value == pytest.approx(1 / 1000)  # none as extreme
+
+
+def test_a_table_without_variation_shows_no_difference():
+    assert homogeneity_test([[0, 50], [0, 70]]).p_value == 1.0  # nobody selected
+    assert homogeneity_test([[50, 0], [70, 0]]).p_value == 1.0
+
+
+def test_rate_counts_are_selected_or_true_positives():
+    table = fairness_table([1, 1, 0, 1, None, 1], [1, 0, 1, 1, 1, 0], sensitive_features=["a", "a", "a", "b", "b", "b"],
+                           pos_label=1)
+    np.testing.assert_array_equal(rate_counts(table, SELECTION_RATE), [[2, 1], [2, 1]])
+    np.testing.assert_array_equal(rate_counts(table, TRUE_POSITIVE_RATE), [[1, 1], [1, 1]])
+
+
+def test_pairwise_p_values_test_each_group_against_the_best_and_are_holm_adjusted():
+    y_pred = [1] * 1800 + [0] * 1200 + [1] * 1440 + [0] * 1560 + [1] * 13 + [0] * 17
+    groups = ["a"] * 3000 + ["b"] * 3000 + ["c"] * 30
+    table = fairness_table(None, y_pred, sensitive_features=groups, pos_label=1)
+    dp = assess(table, "demographic_parity", 30)
+    pairwise = pairwise_p_values(table, dp, resamples=999, seed=0)
+    raw = [scipy.stats.chi2_contingency(t, correction=False).pvalue
+           for t in ([[1440, 1560], [1800, 1200]], [[13, 17], [1800, 1200]])]
+    np.testing.assert_allclose([pairwise["b"], pairwise["c"]], holm(raw), rtol=1e-9)
+    assert pairwise["b"] < 1e-10 and 0.01 < pairwise["c"] < 0.5  # c: 0.17 below the best, from 30 rows
+    assert affected_groups(dp, 0.05, pairwise, alpha=0.01) == ["b"]
 
 
 # -- bootstrap -------------------------------------------------------------------------------

@@ -75,17 +75,45 @@ def test_output_entropy_change_is_relative():
         output_entropy_change(0.0, 0.1)
 
 
-def test_prediction_volatility_is_the_std_of_hourly_positive_rates_of_large_enough_chunks():
+def test_prediction_volatility_is_the_hourly_spread_of_the_positive_rate_net_of_sampling_noise():
     start = pd.Timestamp("2026-01-01", tz="UTC")
     stamps = pd.Series([start + pd.Timedelta(minutes=m) for m in range(0, 180)] +
                        [start + pd.Timedelta(hours=3, minutes=m) for m in range(10)]).astype("datetime64[ms, UTC]")
     # hour 0: 60 rows, 30% positive; hour 1: 60% ; hour 2: 50%; hour 3: 10 rows (left out)
     preds = ["y"] * 18 + ["n"] * 42 + ["y"] * 36 + ["n"] * 24 + ["y"] * 30 + ["n"] * 30 + ["y"] * 10
-    assert prediction_volatility(stamps, preds, "y", min_chunk=30) == pytest.approx(np.std([0.3, 0.6, 0.5]))
-    with pytest.raises(InvalidInput, match="need two"):
-        prediction_volatility(stamps[:60], preds[:60], "y")
+    p = (18 + 36 + 30) / 180
+    expected = np.sqrt(np.var([0.3, 0.6, 0.5], ddof=1) - p * (1 - p) / 60)
+    assert prediction_volatility(stamps, preds, "y", min_chunk=30) == pytest.approx(expected)
+    with pytest.raises(InvalidInput, match="2 hourly chunk.* need 3"):
+        prediction_volatility(stamps[:120], preds[:120], "y")
     with pytest.raises(InvalidInput, match="rows"):
         prediction_volatility(stamps, preds[:5], "y")
+
+
+def hourly(rates_per_hour, size: int, seed: int) -> tuple[pd.Series, np.ndarray]:
+    """``size`` predictions in each hour, positive with that hour's probability."""
+    rng = np.random.default_rng(seed)
+    hours = np.repeat(np.arange(len(rates_per_hour)), size)
+    stamps = pd.Series(pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(hours * 60 + rng.integers(0, 60, hours.size),
+                                                                               unit="min"))
+    return stamps, np.where(rng.random(hours.size) < np.asarray(rates_per_hour)[hours], "y", "n")
+
+
+def test_the_volatility_of_pure_binomial_noise_is_about_zero():
+    """A steady 30% model in chunks of 40: the plain std of hourly rates is about 0.07 from
+    noise alone; net of the noise it is about 0."""
+    net, plain = [], []
+    for seed in range(20):
+        stamps, preds = hourly([0.3] * 48, 40, seed)
+        net.append(prediction_volatility(stamps, preds, "y"))
+        plain.append(pd.Series(preds == "y").groupby(stamps.dt.floor("h").to_numpy()).mean().std())
+    assert np.mean(plain) > 0.06
+    assert np.mean(net) < 0.02 and max(net) < 0.05
+
+
+def test_a_real_hourly_swing_is_measured():
+    stamps, preds = hourly([0.2, 0.5] * 24, 200, seed=1)  # the rate itself has std 0.15
+    assert prediction_volatility(stamps, preds, "y") == pytest.approx(0.15, abs=0.02)
 
 
 # -- explanation drift -----------------------------------------------------------------------

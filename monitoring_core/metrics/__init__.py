@@ -24,6 +24,8 @@ from .fairness import (
     demographic_parity_difference,
     disparate_impact_ratio,
     equal_opportunity_difference,
+    holm,
+    homogeneity_test,
     selection_rates,
 )
 from .model import (
@@ -34,13 +36,14 @@ from .model import (
     row_entropy,
 )
 from .profile import baseline_from_window, build_baseline
-from .severity import CATEGORY_WEIGHTS, aggregated_score, normalised_score
+from .severity import CATEGORY_WEIGHTS, aggregated_score, metric_score
 
 __all__ = [
     "ANALYZER_VERSION", "CATEGORY_WEIGHTS", "accuracy_drop", "aggregated_score", "baseline_from_window",
     "build_baseline", "category_frequency_shift", "compute_metrics", "demographic_parity_difference",
-    "disparate_impact_ratio", "equal_opportunity_difference", "feature_importance", "kl_divergence",
-    "missing_rate", "missing_value_density_change", "normalised_score", "output_entropy_change",
+    "disparate_impact_ratio", "equal_opportunity_difference", "feature_importance", "holm", "homogeneity_test",
+    "kl_divergence",
+    "metric_score", "missing_rate", "missing_value_density_change", "output_entropy_change",
     "prediction_distribution_shift", "prediction_volatility", "psi", "rank_correlation", "required_columns",
     "row_entropy", "selection_rates", "shap_kl_divergence", "top_features_change", "wasserstein",
     "wasserstein_from_grid",

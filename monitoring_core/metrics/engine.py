@@ -30,7 +30,7 @@ from ..models import columns as col
 from ..models import metric_registry as reg
 from ..models.baseline import DriftSnapshot, FeatureDistribution
 from ..models.common import Severity
-from ..models.metric_registry import CATEGORIES, DATA, EXPLANATION, FAIRNESS, MODEL, Scope, metrics_of
+from ..models.metric_registry import CATEGORIES, DATA, EXPLANATION, FAIRNESS, MODEL, Scope, item_name, metrics_of
 from ..models.record import (
     AccuracyDrop,
     AnalysisPeriod,
@@ -52,7 +52,7 @@ from ..models.record import (
     RecordMetrics,
     TopFeaturesChange,
     WorstFeatureMetric,
-    category_items,
+    metric_items,
 )
 from ..models.thresholds import MonitoringConfig, Threshold, ThresholdSet
 from .drift import (
@@ -64,12 +64,37 @@ from .drift import (
     wasserstein_to_grid,
 )
 from .explanation import TOP_K, normalised, rank_correlation, shap_kl_divergence, top_features_change
-from .fairness import METRICS, affected_groups, assess, attribute_table, bootstrap_intervals
+from .fairness import (
+    METRICS,
+    RATE_OF,
+    GroupGap,
+    GroupTable,
+    ProtectedGroups,
+    RateTest,
+    affected_groups,
+    assess,
+    attribute_table,
+    bootstrap_intervals,
+    holm,
+    homogeneity_test,
+    pairwise_p_values,
+    protected_groups,
+    rate_counts,
+    smallest_group,
+)
 from .labels import LabelProblem, positive_class_problem
-from .model import distribution_shift, output_entropy_change, positive_rates_by_hour
+from .model import MIN_CHUNKS, chunks_by_hour, distribution_shift, net_volatility, output_entropy_change
 from .outputs import Outputs, entropy_sources, explanation_names, output_entropy, read_outputs, read_shap
 from .quality import categorical_column, numeric_column, range_violations, schema_violations
-from .severity import aggregated_score, category_score, judged, overall_severity, unavailable
+from .severity import (
+    aggregated_score,
+    category_score,
+    judged,
+    metric_score,
+    overall_severity,
+    significant_severity,
+    unavailable,
+)
 
 ANALYZER_VERSION = "fairwatch-metrics/1"
 
@@ -85,6 +110,7 @@ def required_columns(baseline: DriftSnapshot, config: MonitoringConfig) -> list[
     names = [col.TIMESTAMP, col.PREDICTED_CLASS, col.CONFIDENCE, col.GROUND_TRUTH]
     names += [col.feature(f) for f in baseline.feature_distributions]
     names += [col.protected(a) for a in config.protected_attributes]
+    names += [col.protected(a) for combination in config.intersections for a in combination]
     names += [col.probability(c) for c in baseline.prediction_distribution]
     names += [col.explanation(f) for f in baseline.shap_distributions]
     return list(dict.fromkeys(names))
@@ -103,8 +129,9 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     baseline : DriftSnapshot
         The model's active baseline.
     config : MonitoringConfig
-        Risk level (selects the threshold set), positive label, protected attributes,
-        minimum sizes, bins, eps, bootstrap settings.
+        Risk level (selects the threshold set), positive label, protected attributes and
+        their intersections, minimum sizes, bins, eps, bootstrap and test settings
+        (``fairness_alpha``: family-wise error rate of the run's fairness tests).
     period_start, period_end : datetime, optional
         The analysed period; default the window's first and last timestamp.
     model_id : str, optional
@@ -114,7 +141,8 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     -------
     MonitoringRecord
         Every metric with value, severity, availability and reason, the data-quality
-        counts, the aggregated score and the maximum severity.
+        counts, each metric's score, the category scores (and the unavailable
+        categories), the aggregated score and the maximum severity.
     """
     started = time.perf_counter()
     if not isinstance(window, pd.DataFrame):
@@ -138,10 +166,12 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     )
 
     blocks = {DATA: data_drift, FAIRNESS: fairness, MODEL: model_drift, EXPLANATION: explanation}
-    categories = {c.name: category_items(blocks[c], c) for c in CATEGORIES}
-    scores = {name: category_score(items) for name, items in categories.items()}
+    items = {c.name: list(metric_items(blocks[c], c)) for c in CATEGORIES}
+    metric_scores = {c: {item_name(spec, name): metric_score(item, spec) for spec, item, name in found
+                         if item.available} for c, found in items.items()}
+    scores = {c: category_score(s.values()) for c, s in metric_scores.items()}
     score = aggregated_score(scores)
-    every_metric = [m for items in categories.values() for m in items]
+    every_metric = [item for found in items.values() for _, item, _ in found]
     start, end = _period(window, period_start, period_end)
     return MonitoringRecord(
         model_id=model_id or baseline.model_id,
@@ -152,6 +182,8 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
                               explanation_drift=explanation, data_quality=quality),
         aggregated_score=score,
         category_scores={c: s for c, s in scores.items() if s is not None},
+        unavailable_categories=[c for c, s in scores.items() if s is None],
+        metric_scores={name: value for by_item in metric_scores.values() for name, value in by_item.items()},
         aggregated_score_threshold=thresholds.aggregated_score,
         max_severity=overall_severity(every_metric, score, thresholds.aggregated_score),
         analyzer_version=ANALYZER_VERSION,
@@ -363,59 +395,105 @@ def _categorical_feature(series: pd.Series, name: str, reference: FeatureDistrib
 
 def _fairness_drift(window: pd.DataFrame, baseline: DriftSnapshot, outputs: Outputs, config: MonitoringConfig,
                     thresholds: ThresholdSet, label_problem: LabelProblem | None) -> tuple[FairnessDrift, int]:
+    """Every fairness metric of every attribute and intersection, judged on practical and
+    statistical significance: the run's homogeneity tests are Holm-adjusted together."""
+    attributes = protected_groups(window, config.protected_attributes, config.intersections)
+    mismatches = sum(g.column.type_mismatches for g in attributes.values() if g.column is not None)
+    assessed = {name: _assess_attribute(groups, window, outputs, config, label_problem)
+                for name, groups in attributes.items()}
+    family = {(name, rate): test for name, a in assessed.items() if isinstance(a, _Assessed)
+              for rate, test in a.tests.items()}
+    adjusted = dict(zip(family, holm([t.p_value for t in family.values()]).tolist()))
     by_metric: dict[str, dict[str, FairnessValue]] = {m: {} for m in METRICS}
-    mismatches = 0
-    for attribute in config.protected_attributes:
-        values, wrong = _attribute_fairness(window, attribute, baseline, outputs, config, thresholds, label_problem)
-        mismatches += wrong
-        for metric, value in values.items():
-            by_metric[metric][attribute] = value
+    for name, assessment in assessed.items():
+        for metric in METRICS:
+            if isinstance(assessment, _Assessed):
+                value = _fairness_value(metric, assessment, adjusted, baseline, config, thresholds[metric])
+            else:
+                reason, detail = assessment
+                value = unavailable(FairnessValue, reason, thresholds[metric], detail, attribute=name,
+                                    confidence_level=config.confidence_level)
+            by_metric[metric][name] = value
     summary = {metric: _worst_attribute(by_metric[metric], thresholds[metric]) for metric in METRICS}
     return FairnessDrift(**summary), mismatches
 
 
-def _attribute_fairness(window: pd.DataFrame, attribute: str, baseline: DriftSnapshot, outputs: Outputs,
-                        config: MonitoringConfig, thresholds: ThresholdSet, label_problem: LabelProblem | None
-                        ) -> tuple[dict[str, FairnessValue], int]:
-    column = col.protected(attribute)
-    base = dict(attribute=attribute, confidence_level=config.confidence_level)
+class _Assessed:
+    """One attribute's count table, gaps, intervals and homogeneity tests (one per rate)."""
 
-    def all_unavailable(reason: Reason, detail: str) -> dict[str, FairnessValue]:
-        return {m: unavailable(FairnessValue, reason, thresholds[m], detail, **base) for m in METRICS}
+    def __init__(self, groups: ProtectedGroups, table: GroupTable, config: MonitoringConfig):
+        self.groups, self.table, self.config = groups, table, config
+        self.gaps = {m: assess(table, m, config.min_group_size) for m in METRICS}
+        self.intervals = bootstrap_intervals(table, self.gaps, resamples=config.bootstrap_resamples,
+                                             seed=config.bootstrap_seed, confidence_level=config.confidence_level,
+                                             stream=groups.name)
+        self.tests = {rate: self._test(rate, gap) for rate, gap in self._gap_per_rate().items()}
+        self._pairwise: dict[str, dict[str, float]] = {}
 
-    if column not in window.columns:
-        return all_unavailable(Reason.MISSING_COLUMN, f"the window has no column {column!r}"), 0
+    def _gap_per_rate(self) -> dict[str, GroupGap]:
+        """An available gap of each rate (metrics on one rate use the same groups)."""
+        gaps = {}
+        for metric, gap in self.gaps.items():
+            if gap.available:
+                gaps.setdefault(RATE_OF[metric], gap)
+        return gaps
+
+    def _test(self, rate: str, gap: GroupGap) -> RateTest:
+        rows = [self.table.groups.index(g) for g in gap.eligible]
+        return homogeneity_test(rate_counts(self.table, rate)[rows], resamples=self.config.permutation_resamples,
+                                seed=self.config.bootstrap_seed, stream=f"{self.groups.name}/{rate}")
+
+    def pairwise(self, metric: str) -> dict[str, float]:
+        """Holm-adjusted p-value of each group against the best one, computed once per rate."""
+        rate = RATE_OF[metric]
+        if rate not in self._pairwise:
+            self._pairwise[rate] = pairwise_p_values(
+                self.table, self.gaps[metric], resamples=self.config.permutation_resamples,
+                seed=self.config.bootstrap_seed, stream=f"{self.groups.name}/{rate}/pairwise")
+        return self._pairwise[rate]
+
+
+def _assess_attribute(groups: ProtectedGroups, window: pd.DataFrame, outputs: Outputs, config: MonitoringConfig,
+                      label_problem: LabelProblem | None) -> _Assessed | tuple[Reason, str]:
+    """The attribute's assessment, or why none of its metrics can be computed."""
+    if groups.column is None:
+        return Reason.MISSING_COLUMN, f"the window has no column {groups.missing_column!r}"
     if col.PREDICTED_CLASS not in window.columns:
-        return all_unavailable(Reason.MISSING_COLUMN, f"the window has no column {col.PREDICTED_CLASS!r}"), 0
-    groups = categorical_column(window[column])
+        return Reason.MISSING_COLUMN, f"the window has no column {col.PREDICTED_CLASS!r}"
     if label_problem:
-        return all_unavailable(_label_reason(label_problem), label_problem.message), groups.type_mismatches
-    table = attribute_table(outputs, groups)
-    gaps = {m: assess(table, m, config.min_group_size) for m in METRICS}
-    intervals = bootstrap_intervals(table, gaps, resamples=config.bootstrap_resamples, seed=config.bootstrap_seed,
-                                    confidence_level=config.confidence_level, stream=attribute)
-    reference = baseline.fairness_metrics.get(attribute)
+        return _label_reason(label_problem), label_problem.message
+    return _Assessed(groups, attribute_table(outputs, groups.column), config)
+
+
+def _fairness_value(metric: str, assessed: _Assessed, adjusted: dict[tuple[str, str], float],
+                    baseline: DriftSnapshot, config: MonitoringConfig, threshold: Threshold) -> FairnessValue:
+    groups, gap = assessed.groups, assessed.gaps[metric]
+    reference = baseline.fairness_metrics.get(groups.name)
     comparable = reference is not None and baseline.positive_label in (None, config.positive_label)
-    results = {}
-    for metric, gap in gaps.items():
-        threshold = thresholds[metric]
-        baseline_value = getattr(reference, metric) if comparable else None
-        fields = dict(base, group_rates=gap.rates, group_counts=gap.counts, baseline_value=baseline_value,
-                      insufficient_groups=[f"{attribute}={g}" for g in gap.insufficient],
-                      missing_attribute_count=groups.missing + groups.type_mismatches,
-                      sample_count=int(sum(gap.counts.get(g, 0) for g in gap.eligible)))
-        if not gap.available:
-            results[metric] = unavailable(FairnessValue, gap.reason, threshold, gap.detail, **fields)
-            continue
-        severity = threshold.severity(gap.value)
-        bound = _affected_bound(metric, severity, threshold)
-        ci = intervals.get(metric)
-        results[metric] = judged(
-            FairnessValue, gap.value, threshold, **fields,
-            change=None if baseline_value is None else gap.value - baseline_value,
-            affected_groups=affected_groups(gap, attribute, bound),
-            ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None)
-    return results, groups.type_mismatches
+    baseline_value = getattr(reference, metric) if comparable else None
+    fields = dict(attribute=groups.name, confidence_level=config.confidence_level, group_rates=gap.rates,
+                  group_counts=gap.counts, baseline_value=baseline_value,
+                  insufficient_groups=[groups.label(g) for g in gap.insufficient],
+                  missing_attribute_count=groups.column.missing + groups.column.type_mismatches,
+                  sample_count=int(sum(gap.counts.get(g, 0) for g in gap.eligible)))
+    if not gap.available:
+        return unavailable(FairnessValue, gap.reason, threshold, gap.detail, **fields)
+    test = assessed.tests[RATE_OF[metric]]
+    p_adjusted = adjusted[(groups.name, RATE_OF[metric])]
+    point = threshold.severity(gap.value)
+    severity = significant_severity(point, p_adjusted, config.fairness_alpha)
+    affected = []
+    if severity is not Severity.INFO:
+        affected = affected_groups(gap, _affected_bound(severity, threshold), assessed.pairwise(metric),
+                                   config.fairness_alpha)
+    ci = assessed.intervals.get(metric)
+    return FairnessValue(
+        value=gap.value, severity=severity, threshold=threshold, **fields,
+        change=None if baseline_value is None else gap.value - baseline_value,
+        inconclusive=severity is not point, point_severity=point, p_value=test.p_value, p_value_adjusted=p_adjusted,
+        test_method=test.method, smallest_group_count=smallest_group(gap),
+        affected_groups=[groups.label(g) for g in affected],
+        ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None)
 
 
 def _label_reason(problem: LabelProblem) -> Reason:
@@ -423,7 +501,7 @@ def _label_reason(problem: LabelProblem) -> Reason:
     return Reason.NO_POSITIVE_PREDICTIONS if problem.known_elsewhere else Reason.UNKNOWN_POSITIVE_CLASS
 
 
-def _affected_bound(metric: str, severity: Severity, threshold: Threshold) -> float | None:
+def _affected_bound(severity: Severity, threshold: Threshold) -> float | None:
     """Gaps (DP/EO): the WARNING threshold always; ratios where lower is worse (DI): the
     bound of the severity reached (none at INFO)."""
     if threshold.higher_is_worse:
@@ -529,13 +607,14 @@ def _volatility(window, outputs: Outputs, config, threshold,
     if label_problem and not label_problem.known_elsewhere:
         return unavailable(PredictionVolatility, Reason.UNKNOWN_POSITIVE_CLASS, threshold, label_problem.message,
                            sample_count=outputs.prediction_count)
-    rates, chunks = positive_rates_by_hour(window[col.TIMESTAMP], outputs, config.min_hourly_chunk)
-    fields = dict(chunk_count=chunks, chunks_used=int(rates.size), sample_count=outputs.prediction_count)
-    if rates.size < 2:
+    chunks = chunks_by_hour(window[col.TIMESTAMP], outputs, config.min_hourly_chunk)
+    fields = dict(chunk_count=chunks.chunk_count, chunks_used=int(chunks.sizes.size),
+                  sample_count=outputs.prediction_count)
+    if chunks.sizes.size < MIN_CHUNKS:
         return unavailable(PredictionVolatility, Reason.INSUFFICIENT_DATA, threshold,
-                           f"{rates.size} hourly chunk(s) with at least {config.min_hourly_chunk} predictions; "
-                           "a standard deviation needs two", **fields)
-    return judged(PredictionVolatility, float(rates.std()), threshold, **fields)
+                           f"{chunks.sizes.size} hourly chunk(s) with at least {config.min_hourly_chunk} "
+                           f"predictions; the volatility needs {MIN_CHUNKS}", **fields)
+    return judged(PredictionVolatility, net_volatility(chunks), threshold, **fields)
 
 
 # -- explanation drift -------------------------------------------------------------------------

@@ -19,18 +19,34 @@ rows, at a cost independent of the row count (tested against an explicit row res
 The selection-rate part alone is ``Binomial(n_g, SR_g)``. The interval is the percentile
 interval of the resampled metric; groups are drawn in an order fixed by their counts, so
 relabelling groups or reordering rows changes nothing.
+
+Significance (spec section 2, revised 2026-11-23). A gap is a breach only when the data
+establish it: :func:`homogeneity_test` tests the rates of an attribute's groups (Pearson
+chi-square, a permutation test when an expected count is below 5), the engine
+Holm-adjusts (:func:`holm`) the run's tests together, and :func:`pairwise_p_values`
+tests each group against the best one to name the affected groups. Every test reads the
+same count table, so it costs nothing per row either.
+
+Intersections: :func:`protected_groups` reads each protected attribute and each
+configured combination (``gender&race``, groups ``gender=female&race=Black``) as codes
+per row, for the engine and the baseline builder alike.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+import scipy.stats
 
 from ..errors import InvalidInput
+from ..models import columns as col
 from ..models import metric_registry as registry
 from ..models.record import Reason
+from ..models.thresholds import intersection_name
 from .labels import UNLABELLED, Outputs, as_series, public_outputs
 from .quality import CategoricalColumn, categorical_column
 
@@ -189,6 +205,11 @@ def assess(table: GroupTable, metric: str, min_group_size: int) -> GroupGap:
     return GroupGap(metric, float(used.max() - used.min()), **info)
 
 
+def stream_rng(seed: int, stream: str) -> np.random.Generator:
+    """An independent random stream of ``seed`` per name (attribute, test), reproducible."""
+    return np.random.default_rng([seed, zlib.crc32(stream.encode())])
+
+
 def bootstrap_statistics(table: GroupTable, gaps: dict[str, GroupGap], *, resamples: int, seed: int,
                          stream: str = "") -> dict[str, np.ndarray]:
     """The available metrics of ``gaps`` recomputed on ``resamples`` stratified resamples.
@@ -207,7 +228,7 @@ def bootstrap_statistics(table: GroupTable, gaps: dict[str, GroupGap], *, resamp
     rows = cells.sum(axis=1)
     # Draw groups in an order fixed by their counts, not by their names or first appearance.
     order = np.lexsort(cells.T[::-1])
-    rng = np.random.default_rng([seed, zlib.crc32(stream.encode())])
+    rng = stream_rng(seed, stream)
     probabilities = cells[order] / np.maximum(rows[order], 1)[:, None]
     probabilities[rows[order] == 0] = [0, 0, 0, 0, 0, 1]
     drawn = np.empty((resamples, len(order), 6), dtype=np.int64)
@@ -355,12 +376,15 @@ def equal_opportunity_difference(y_true, y_pred, *, sensitive_features, pos_labe
     return _value_or_raise(assess(table, _EO, min_group_size))
 
 
-def affected_groups(gap: GroupGap, attribute: str, bound: float | None) -> list[str]:
-    """Groups the metric flags, as ``attribute=group``.
+def affected_groups(gap: GroupGap, bound: float | None, adjusted: dict[str, float] | None = None,
+                    alpha: float = 1.0) -> list[str]:
+    """Groups the metric flags (their names; :meth:`ProtectedGroups.label` qualifies them).
 
     DP and EO: groups whose rate is below the best group's by more than ``bound`` (the
     WARNING threshold). DI: groups with ``SR_g / max SR < bound`` (the CRITICAL threshold
-    for a CRITICAL value, the WARNING one for a WARNING value).
+    for a CRITICAL value, the WARNING one for a WARNING value). With ``adjusted`` (each
+    group's Holm-adjusted p-value against the best group, :func:`pairwise_p_values`) only
+    the groups whose difference is significant (``p < alpha``) are kept.
     """
     best = gap.best_rate
     if bound is None or best is None:
@@ -369,4 +393,171 @@ def affected_groups(gap: GroupGap, attribute: str, bound: float | None) -> list[
         flagged = [g for g in gap.eligible if best > 0 and gap.rates[g] / best < bound]
     else:
         flagged = [g for g in gap.eligible if best - gap.rates[g] > bound]
-    return [f"{attribute}={g}" for g in flagged]
+    if adjusted is not None:
+        flagged = [g for g in flagged if adjusted.get(g, 1.0) < alpha]
+    return flagged
+
+
+# -- statistical significance (spec section 2, revised 2026-11-23) -----------------------------
+#
+# Every test works on a (groups, 2) count table taken from the GroupTable, never on rows.
+# scipy's chi2_contingency(method=PermutationMethod(...)) expands the table back into one
+# observation per row and permutes those (0.6 s for 227 rows at 9,999 resamples, growing
+# with rows x resamples). Permuting the rows' group labels keeps both margins of the table,
+# and the table it produces is then exactly a draw from the multivariate hypergeometric
+# distribution with those margins, which scipy.stats.random_table samples in a time
+# independent of the row count; chi2_contingency(method=MonteCarloMethod(...)) draws its
+# null tables from random_table. So the permutation test is that call (tested against
+# PermutationMethod on small tables).
+
+MIN_EXPECTED_COUNT = 5
+RATE_OF = {spec.name: spec.group_rate for spec in registry.metrics_of(registry.FAIRNESS)}
+"""The per-group rate each fairness metric compares; metrics on the same rate share one test."""
+
+
+@dataclass(frozen=True)
+class RateTest:
+    """A homogeneity test of per-group rates: Pearson's statistic, its p-value and how."""
+
+    statistic: float
+    p_value: float
+    method: str  # "chi2" (asymptotic) or "permutation"
+
+
+def rate_counts(table: GroupTable, rate: str) -> np.ndarray:
+    """``(groups, 2)`` counts behind a rate: selected / not selected for the selection rate,
+    true positives / false negatives (rows with positive ground truth) for the TPR."""
+    if rate == registry.TRUE_POSITIVE_RATE:
+        return table.cells[:, [PRED_POS_TRUTH_POS, PRED_NEG_TRUTH_POS]]
+    selected = table.predicted_positive
+    return np.column_stack((selected, table.rows - selected))
+
+
+def homogeneity_test(counts, *, resamples: int = 9999, seed: int = 0, stream: str = "") -> RateTest:
+    r"""Pearson chi-square test that every row of a contingency table has the same proportions.
+
+    .. math:: X^2 = \sum_{ij} (O_{ij} - E_{ij})^2 / E_{ij}, \quad E_{ij} = O_{i\cdot} O_{\cdot j} / N
+
+    ``scipy.stats.chi2_contingency(counts, correction=False)``; when any expected count is
+    below 5, the permutation test of the same statistic with ``resamples`` resamples from
+    the random stream of ``seed``, ``stream`` and the table's counts (see the comment above:
+    tables drawn with the observed margins, at a cost independent of the row count). Rows
+    are put in an order fixed by their counts first, so naming or ordering the groups
+    changes nothing. A table with an empty column (nobody, or everybody, selected) shows
+    no difference: p = 1.
+
+    Parameters
+    ----------
+    counts : array_like of int, shape (groups, categories)
+        Rows with any count; a row of zeros is left out.
+    """
+    table = np.asarray(counts, dtype=np.int64)
+    table = table[table.sum(axis=1) > 0]
+    table = table[np.lexsort(table.T[::-1])]
+    if table.shape[0] < 2 or (table.sum(axis=0) == 0).any():
+        return RateTest(0.0, 1.0, "chi2")
+    if scipy.stats.contingency.expected_freq(table).min() >= MIN_EXPECTED_COUNT:
+        result = scipy.stats.chi2_contingency(table, correction=False)
+        return RateTest(float(result.statistic), float(result.pvalue), "chi2")
+    rng = stream_rng(seed, f"{stream}:{table.tolist()}")
+    method = scipy.stats.MonteCarloMethod(n_resamples=resamples, rng=rng)
+    result = scipy.stats.chi2_contingency(table, correction=False, method=method)
+    return RateTest(float(result.statistic), float(result.pvalue), "permutation")
+
+
+def holm(p_values) -> np.ndarray:
+    r"""Holm's step-down adjustment of p-values (family-wise error rate).
+
+    With the ``m`` p-values sorted ascending, :math:`\tilde p_{(i)} = \max_{j \le i}
+    \min(1, (m - j + 1)\, p_{(j)})`; a hypothesis is rejected at family-wise level
+    ``alpha`` when its adjusted p-value is below ``alpha``. Returned in the input's order.
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    steps = p.size - np.arange(p.size)
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(np.minimum(1.0, steps * p[order]))
+    return adjusted
+
+
+def best_group(gap: GroupGap) -> str | None:
+    """The eligible group with the highest rate (ties: the larger group, then the name)."""
+    return max(gap.eligible, key=lambda g: (gap.rates[g], gap.counts[g], g), default=None)
+
+
+def pairwise_p_values(table: GroupTable, gap: GroupGap, *, resamples: int = 9999, seed: int = 0,
+                      stream: str = "") -> dict[str, float]:
+    """Each eligible group's difference in rate from the best group: the 2x2
+    :func:`homogeneity_test`, Holm-adjusted over the attribute's groups."""
+    best = best_group(gap)
+    others = [g for g in gap.eligible if g != best]
+    if not others:
+        return {}
+    counts = rate_counts(table, RATE_OF[gap.metric])
+    row = {g: i for i, g in enumerate(table.groups)}
+    p = [homogeneity_test(counts[[row[g], row[best]]], resamples=resamples, seed=seed, stream=stream).p_value
+         for g in others]
+    return dict(zip(others, holm(p).tolist()))
+
+
+def smallest_group(gap: GroupGap) -> int | None:
+    """Rows (labelled positives for EO) of the smallest group the value rests on."""
+    return min((gap.counts[g] for g in gap.eligible), default=None)
+
+
+# -- protected attributes and their intersections ----------------------------------------------
+
+@dataclass(frozen=True)
+class ProtectedGroups:
+    """The groups of one protected attribute or intersection, as codes per row.
+
+    ``column`` is None when a column is missing (``missing_column`` names it). The groups of
+    an intersection are already qualified (``gender=female&race=Black``).
+    """
+
+    name: str
+    column: CategoricalColumn | None
+    missing_column: str | None = None
+    qualified: bool = False
+
+    def label(self, group: str) -> str:
+        """How the record names a group: ``gender=female``, ``gender=female&race=Black``."""
+        return group if self.qualified else f"{self.name}={group}"
+
+
+def protected_groups(frame: pd.DataFrame, attributes: Sequence[str],
+                     intersections: Sequence[Sequence[str]] = ()) -> dict[str, ProtectedGroups]:
+    """Every attribute fairness is judged on, by name: each of ``attributes``, then each
+    intersection (``gender&race``), whose groups are the combinations present in the data.
+
+    A row belongs to an intersection's group when it has a group in every component (a
+    missing or mistyped component leaves it out, as for a single attribute).
+    """
+    single = {}
+    for attribute in attributes:
+        column = col.protected(attribute)
+        single[attribute] = ProtectedGroups(attribute, categorical_column(frame[column]), None) \
+            if column in frame.columns else ProtectedGroups(attribute, None, column)
+    result = dict(single)
+    for components in intersections:
+        name = intersection_name(list(components))
+        parts = [single[a] if a in single else protected_groups(frame, [a])[a] for a in components]
+        lacking = next((p.missing_column for p in parts if p.column is None), None)
+        result[name] = ProtectedGroups(name, None if lacking else _crossed(parts), lacking, qualified=True)
+    return result
+
+
+def _crossed(parts: Sequence[ProtectedGroups]) -> CategoricalColumn:
+    """The intersection of categorical columns: one code per combination present."""
+    sizes = [len(p.column.categories) for p in parts]
+    present = np.ones(parts[0].column.rows, dtype=bool)
+    combined = np.zeros(parts[0].column.rows, dtype=np.int64)
+    for part, size in zip(parts, sizes):
+        present &= part.column.codes >= 0
+        combined = combined * size + np.maximum(part.column.codes, 0)
+    codes = np.full(combined.size, -1, dtype=np.int64)
+    codes[present], seen = pd.factorize(combined[present], sort=True)
+    digits = np.unravel_index(np.asarray(seen, dtype=np.int64), sizes)
+    names = ["&".join(f"{p.name}={p.column.categories[d[k]]}" for p, d in zip(parts, digits))
+             for k in range(len(seen))]
+    return CategoricalColumn(codes, names, parts[0].column.rows, int((~present).sum()), 0)

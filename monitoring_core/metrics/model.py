@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -124,44 +125,74 @@ def hour_codes(timestamps: pd.Series) -> np.ndarray:
     return np.where(missing, -1, hours)
 
 
-def hourly_positive_rates(hours: np.ndarray, is_positive: np.ndarray, min_chunk: int = 30
-                          ) -> tuple[np.ndarray, int]:
-    """Positive rate of each hourly chunk holding at least ``min_chunk`` predictions.
+@dataclass(frozen=True)
+class HourlyChunks:
+    """Predictions and positives of each hourly chunk kept (at least ``min_chunk``
+    predictions), and how many chunks the window has in all."""
 
-    Returns the rates of the chunks kept and the number of chunks in the window.
-    """
+    sizes: np.ndarray
+    positives: np.ndarray
+    chunk_count: int
+
+    @property
+    def rates(self) -> np.ndarray:
+        return self.positives / self.sizes
+
+
+MIN_CHUNKS = 3
+"""Chunks a volatility needs (a variance net of noise from two chunks is mostly noise)."""
+
+
+def hourly_chunks(hours: np.ndarray, is_positive: np.ndarray, min_chunk: int = 30) -> HourlyChunks:
+    """Positives and sizes of each hourly chunk holding at least ``min_chunk`` predictions
+    (``hours`` as from :func:`hour_codes`, -1 where missing)."""
     present = hours >= 0
     codes, _ = pd.factorize(hours[present])
-    if codes.size == 0:
-        return np.empty(0), 0
     sizes = np.bincount(codes)
     positives = np.bincount(codes, weights=np.asarray(is_positive)[present].astype(float), minlength=sizes.size)
     kept = sizes >= min_chunk
-    return positives[kept] / sizes[kept], int(sizes.size)
+    return HourlyChunks(sizes[kept], positives[kept], int(sizes.size))
+
+
+def net_volatility(chunks: HourlyChunks) -> float:
+    r"""Between-chunk standard deviation of the positive rate beyond sampling noise.
+
+    .. math:: \sqrt{\max\left(0,\; s^2 - \operatorname{mean}_k \frac{p(1-p)}{n_k}\right)}
+
+    ``s^2`` the sample variance (ddof 1) of the chunks' positive rates, ``p`` the positive
+    rate over those chunks, ``n_k`` each chunk's size. For rates that differ only by
+    binomial noise ``E[s^2]`` equals the subtracted term, so a steady model scores about 0.
+    """
+    if chunks.sizes.size < 2:
+        raise InvalidInput(f"{chunks.sizes.size} chunk(s); a variance needs two")
+    p = chunks.positives.sum() / chunks.sizes.sum()
+    noise = np.mean(p * (1.0 - p) / chunks.sizes)
+    return float(np.sqrt(max(0.0, chunks.rates.var(ddof=1) - noise)))
 
 
 def prediction_volatility(timestamps, predictions, positive_label, *, min_chunk: int = 30) -> float:
-    r"""Standard deviation (ddof 0) of the positive rate across hourly chunks.
+    r"""Prediction volatility: :func:`net_volatility` over UTC clock-hour chunks.
 
-    Chunks (UTC clock hours) with fewer than ``min_chunk`` predictions are left out.
-    WARNING above 0.10, CRITICAL above 0.20.
+    Chunks with fewer than ``min_chunk`` predictions are left out. WARNING above 0.10,
+    CRITICAL above 0.20.
 
     Raises
     ------
     InvalidInput
-        on lengths that differ or fewer than two chunks with enough predictions.
+        on lengths that differ or fewer than three chunks with enough predictions.
     """
     outputs = public_outputs(None, predictions, positive_label)
     stamps = as_series(timestamps, "timestamps")
     if len(stamps) != outputs.rows:
         raise InvalidInput(f"timestamps has {len(stamps)} rows, predictions {outputs.rows}")
-    rates, _ = positive_rates_by_hour(stamps, outputs, min_chunk)
-    if rates.size < 2:
-        raise InvalidInput(f"{rates.size} hourly chunk(s) with at least {min_chunk} predictions; need two")
-    return float(rates.std())
+    chunks = chunks_by_hour(stamps, outputs, min_chunk)
+    if chunks.sizes.size < MIN_CHUNKS:
+        raise InvalidInput(f"{chunks.sizes.size} hourly chunk(s) with at least {min_chunk} predictions; "
+                           f"need {MIN_CHUNKS}")
+    return net_volatility(chunks)
 
 
-def positive_rates_by_hour(timestamps: pd.Series, outputs: Outputs, min_chunk: int) -> tuple[np.ndarray, int]:
-    """:func:`hourly_positive_rates` of the rows with a prediction and a timestamp."""
+def chunks_by_hour(timestamps: pd.Series, outputs: Outputs, min_chunk: int) -> HourlyChunks:
+    """:func:`hourly_chunks` of the rows with a prediction and a timestamp."""
     hours = np.where(outputs.has_prediction, hour_codes(timestamps), -1)
-    return hourly_positive_rates(hours, outputs.predicted_positive, min_chunk)
+    return hourly_chunks(hours, outputs.predicted_positive, min_chunk)

@@ -44,7 +44,7 @@ from ..models.metric_registry import DEMOGRAPHIC_PARITY
 from ..models.thresholds import MonitoringConfig
 from .binning import QUANTILE_GRID_SIZE, quantile_bin_edges, quantile_grid, quantiles_of_sorted
 from .drift import category_frequencies, numeric_proportions, wasserstein_to_grid
-from .fairness import METRICS, assess, attribute_table
+from .fairness import METRICS, assess, attribute_table, protected_groups
 from .labels import positive_class_problem
 from .outputs import entropy_sources, output_entropy, read_outputs
 from .quality import categorical_column, numeric_column
@@ -166,11 +166,10 @@ def baseline_from_window(window: pd.DataFrame, config: MonitoringConfig, *, mode
 
 def _fairness_baselines(frame: pd.DataFrame, outputs, config: MonitoringConfig) -> dict[str, AttributeFairness]:
     result = {}
-    for attribute in config.protected_attributes:
-        name = col.protected(attribute)
-        if name not in frame.columns:
+    for attribute, groups in protected_groups(frame, config.protected_attributes, config.intersections).items():
+        if groups.column is None:
             continue
-        table = attribute_table(outputs, categorical_column(frame[name]))
+        table = attribute_table(outputs, groups.column)
         gaps = {metric: assess(table, metric, config.min_group_size) for metric in METRICS}
         sr, tpr, fpr = table.selection_rates(), table.true_positive_rates(), table.false_positive_rates()
         rows, positives = table.rows, table.predicted_positive

@@ -1,12 +1,16 @@
-"""From values to severities, normalised scores and the aggregated score (spec section 6).
+"""From values to severities, metric scores and the aggregated score (spec section 6, revised 2026-11-23).
 
-* A metric's severity comes from its :class:`~monitoring_core.models.thresholds.Threshold`.
-* Its normalised score is ``min(1, v / critical)`` (higher is worse) or
-  ``min(1, (1 - v) / (1 - critical))`` (lower is worse: disparate impact, rank correlation).
-* A category's score is the maximum of its available metrics' scores.
-* ``aggregated_score`` is the weighted mean of the available categories' scores with weights
-  fairness 0.40, data 0.30, model 0.20, explanation 0.10, renormalised over the categories
-  available in the run (0 when none is).
+* A metric's severity comes from its :class:`~monitoring_core.models.thresholds.Threshold`;
+  a fairness value beyond a threshold keeps it only when its test is significant
+  (:func:`significant_severity`).
+* A metric's score (:func:`metric_score`, bands from the metric registry): 0 at INFO, when
+  unavailable or inconclusive; ``0.5 * position`` at WARNING, ``position`` in ``[0, 1]``
+  being how far the value has gone from the WARNING towards the CRITICAL threshold; 1 at
+  CRITICAL.
+* A category's score is the maximum of its metrics' scores (None when none is available).
+* ``aggregated_score = 0.40 fairness + 0.30 data + 0.20 model + 0.10 explanation`` with
+  fixed weights: an unavailable category contributes 0, nothing is renormalised, so a score
+  means the same for every model. One WARNING scores at most 0.40 x 0.5 = 0.20.
 * ``max_severity`` is the worst metric severity, and CRITICAL when the aggregated score
   alone exceeds its threshold (0.30, policy 2.3).
 """
@@ -17,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from ..models.common import Severity
-from ..models.metric_registry import category_weights
+from ..models.metric_registry import MetricSpec, category_weights
 from ..models.record import MetricValue, Reason
 from ..models.thresholds import Threshold
 
@@ -40,27 +44,33 @@ def unavailable(kind: type[M], reason: Reason, threshold: Threshold | None, deta
                 threshold=threshold, **fields)
 
 
-def normalised_score(metric: MetricValue) -> float | None:
-    """The metric's badness in ``[0, 1]``; None when it is unavailable."""
+def significant_severity(point: Severity, p_adjusted: float, alpha: float) -> Severity:
+    """The severity of a fairness value: its point severity when the adjusted p-value is
+    below ``alpha``, INFO otherwise (the breach is then inconclusive)."""
+    return point if p_adjusted < alpha else Severity.INFO
+
+
+def metric_score(metric: MetricValue, spec: MetricSpec) -> float:
+    """The metric's score towards the aggregate, in ``[0, 1]`` (see the module docstring)."""
     if not metric.available or metric.value is None or metric.threshold is None:
-        return None
-    return metric.threshold.normalised(metric.value)
+        return 0.0
+    if metric.severity is Severity.CRITICAL:
+        return spec.score_bands.critical
+    if metric.severity is Severity.WARNING:
+        return spec.score_bands.warning_ceiling * metric.threshold.position(metric.value)
+    return 0.0
 
 
-def category_score(metrics: Iterable[MetricValue]) -> float | None:
-    """Maximum normalised score over the category's available metrics (None if none is)."""
-    scores = [s for s in (normalised_score(m) for m in metrics) if s is not None]
-    return max(scores) if scores else None
+def category_score(scores: Iterable[float | None]) -> float | None:
+    """Maximum score over the category's available metrics (None when none is available)."""
+    available = [s for s in scores if s is not None]
+    return max(available) if available else None
 
 
 def aggregated_score(category_scores: Mapping[str, float | None],
                      weights: Mapping[str, float] = CATEGORY_WEIGHTS) -> float:
-    """Weighted mean of the available category scores, weights renormalised over them."""
-    available = {c: s for c, s in category_scores.items() if s is not None}
-    total_weight = sum(weights[c] for c in available)
-    if total_weight == 0:
-        return 0.0
-    score = sum(weights[c] * s for c, s in available.items()) / total_weight
+    """``sum_c weight_c * score_c`` with fixed weights; an unavailable category (None) adds 0."""
+    score = sum(weights[c] * s for c, s in category_scores.items() if s is not None)
     return float(min(1.0, max(0.0, score)))
 
 

@@ -9,11 +9,11 @@ bounds per risk level, its unit, display name and what data it needs. From this 
   their category (:mod:`monitoring_core.models.record`);
 * :meth:`~monitoring_core.models.record.MonitoringRecord.breaches` names each breached item
   ``<metric>`` or ``<metric>:<feature or attribute>``, the incident metric names;
-* the aggregated score weights each category by :attr:`Category.weight`.
+* the aggregated score weights each category by :attr:`Category.weight` and scores each
+  metric by its :class:`ScoreBands` (spec section 6).
 
 Adding a metric is one :func:`_declare` call here plus its kernel in ``monitoring_core.metrics``
-and its line in the engine. Where the metric spec gives per-metric aggregation bands or
-weights later, they belong on :class:`MetricSpec` too.
+and its line in the engine.
 """
 
 from __future__ import annotations
@@ -69,6 +69,24 @@ class Bounds:
 
 
 @dataclass(frozen=True)
+class ScoreBands:
+    """A metric's score towards the aggregate (spec section 6, revised 2026-11-23).
+
+    0 at INFO (and when unavailable or inconclusive); ``warning_ceiling * position`` at
+    WARNING, ``position`` in ``[0, 1]`` being how far the value has gone from the WARNING
+    towards the CRITICAL threshold; ``critical`` at CRITICAL. With the weights of
+    :data:`CATEGORIES` a single WARNING scores at most 0.40 x 0.5 = 0.20, below the
+    aggregated score's CRITICAL bound of 0.30.
+    """
+
+    warning_ceiling: float = 0.5
+    critical: float = 1.0
+
+
+SPEC_SCORE_BANDS = ScoreBands()
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     category: Category | None  # None: the aggregated score, which is no category's metric
@@ -82,6 +100,8 @@ class MetricSpec:
     applies_to: frozenset[str] = frozenset()  # feature kinds, for feature metrics
     aliases: tuple[str, ...] = ()  # other spellings of the name (the source schema's)
     bounds_by_risk: dict[RiskLevel, Bounds] = field(default_factory=dict)
+    score_bands: ScoreBands = SPEC_SCORE_BANDS
+    group_rate: str | None = None  # fairness: the per-group rate compared (metrics on one rate share a test)
 
     def default_bounds(self, level: RiskLevel) -> Bounds:
         """The policy's bounds for ``level`` (one table for every level unless declared)."""
@@ -109,6 +129,8 @@ _NUMERICAL = frozenset({"numerical"})
 _CATEGORICAL = frozenset({"categorical", "boolean"})
 _EVERY_KIND = _NUMERICAL | _CATEGORICAL
 
+SELECTION_RATE, TRUE_POSITIVE_RATE = "selection_rate", "true_positive_rate"
+
 # The spec's table (../shared/spec/metrics.md), which refines the policy's section 2.
 PSI = _declare(MetricSpec(
     "psi", DATA, Scope.FEATURE, _HIGHER, Bounds(0.10, 0.25, True, True), "index", "PSI", applies_to=_EVERY_KIND))
@@ -127,12 +149,13 @@ MISSING_VALUE_DENSITY_CHANGE = _declare(MetricSpec(
 # fairness (judged on the current level)
 DEMOGRAPHIC_PARITY = _declare(MetricSpec(
     "demographic_parity", FAIRNESS, Scope.ATTRIBUTE, _HIGHER, Bounds(0.05, 0.10), "rate gap", "Demographic parity",
-    aliases=("demographic_parity_drift",)))
+    aliases=("demographic_parity_drift",), group_rate=SELECTION_RATE))
 EQUAL_OPPORTUNITY = _declare(MetricSpec(
     "equal_opportunity", FAIRNESS, Scope.ATTRIBUTE, _HIGHER, Bounds(0.05, 0.10), "rate gap", "Equal opportunity",
-    needs_labels=True, aliases=("equal_opportunity_drift",)))
+    needs_labels=True, aliases=("equal_opportunity_drift",), group_rate=TRUE_POSITIVE_RATE))
 DISPARATE_IMPACT = _declare(MetricSpec(
-    "disparate_impact", FAIRNESS, Scope.ATTRIBUTE, _LOWER, Bounds(0.90, 0.80), "ratio", "Disparate impact"))
+    "disparate_impact", FAIRNESS, Scope.ATTRIBUTE, _LOWER, Bounds(0.90, 0.80), "ratio", "Disparate impact",
+    group_rate=SELECTION_RATE))
 # model drift
 PREDICTION_DISTRIBUTION_SHIFT = _declare(MetricSpec(
     "prediction_distribution_shift", MODEL, Scope.MODEL, _HIGHER, Bounds(0.20, 0.40), "share",

@@ -85,11 +85,19 @@ class WorstFeatureMetric(MetricValue):
 
 
 class FairnessValue(MetricValue):
-    """A fairness metric of one protected attribute, judged on its current level.
+    """A fairness metric of one protected attribute (or intersection), judged on its current level.
 
     ``group_rates``/``group_counts``: selection rate and rows per group (DP, DI) or TPR and
     labelled positives per group (EO). ``insufficient_groups`` were left out for having
     fewer than ``min_group_size`` of those rows.
+
+    Statistical significance (spec section 2): ``p_value`` of the homogeneity test of the
+    rates over the groups used (``test_method`` ``chi2`` or ``permutation``) and
+    ``p_value_adjusted``, Holm-adjusted over the run's fairness tests. ``point_severity``
+    is the severity of the value alone; a value beyond a threshold whose adjusted p-value is
+    not below the model's ``fairness_alpha`` is ``inconclusive``, with severity INFO (a
+    possible breach the data do not yet establish), ``smallest_group_count`` telling how
+    little data it rests on.
     """
 
     attribute: str | None = None
@@ -103,6 +111,18 @@ class FairnessValue(MetricValue):
     group_counts: dict[str, int] = Field(default_factory=dict)
     insufficient_groups: list[str] = Field(default_factory=list)
     missing_attribute_count: int = Field(default=0, ge=0)
+    point_severity: Severity | None = None
+    inconclusive: bool = False
+    p_value: Number = None
+    p_value_adjusted: Number = None
+    test_method: str | None = Field(default=None, description="'chi2' or 'permutation'")
+    smallest_group_count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _inconclusive_is_info(self) -> FairnessValue:
+        if self.inconclusive and self.severity is not Severity.INFO:
+            raise ValueError("an inconclusive fairness value has severity INFO")
+        return self
 
 
 class FairnessMetric(FairnessValue):
@@ -220,6 +240,10 @@ class MonitoringRecord(Document):
     aggregated_score: float = Field(ge=0, le=1)
     category_scores: dict[str, float] = Field(default_factory=dict,
                                               description="data/fairness/model/explanation scores in [0, 1]")
+    unavailable_categories: list[str] = Field(
+        default_factory=list, description="categories with no available metric (they contribute 0)")
+    metric_scores: dict[str, float] = Field(
+        default_factory=dict, description="each available metric item's score (psi:income, accuracy_drop...)")
     aggregated_score_threshold: Threshold | None = Field(
         default=None, description="policy 2.3: the score alone is CRITICAL beyond this")
     max_severity: Severity
@@ -233,13 +257,9 @@ class MonitoringRecord(Document):
 
 
 
-def category_items(block: Part, category: Category) -> list[MetricValue]:
-    """Every item of a category's metrics (each feature's, each attribute's), for its score."""
-    return [item for _, item, _ in _items(block, category)]
-
-
-def _items(block: Part, category: Category):
-    """``(spec, item, feature or attribute)`` for every item of a record block."""
+def metric_items(block: Part, category: Category):
+    """``(spec, item, feature or attribute)`` for every item of a record block (each
+    feature's, each attribute's; not the worst-item summaries)."""
     for spec in metrics_of(category):
         value = getattr(block, spec.name)
         if spec.scope is Scope.FEATURE:
@@ -271,7 +291,7 @@ def _breach(spec: MetricSpec, metric: MetricValue, item: str | None) -> Triggere
 
 def _breaches(record: MonitoringRecord):
     for category in CATEGORIES:
-        for spec, item, name in _items(getattr(record.metrics, category.record_block), category):
+        for spec, item, name in metric_items(getattr(record.metrics, category.record_block), category):
             yield _breach(spec, item, name)
     if record.aggregated_score_threshold is not None:
         overall = record.aggregated_score_threshold.severity(record.aggregated_score)

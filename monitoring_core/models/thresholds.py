@@ -32,6 +32,11 @@ def unknown_label_message(label: str, classes, where: str) -> str:
     return message + (f"; did you mean {close[0]!r}?" if close else "")
 
 
+def intersection_name(attributes: list[str]) -> str:
+    """``["gender", "race"]`` -> ``"gender&race"``: an intersection's attribute name."""
+    return "&".join(attributes)
+
+
 class Threshold(BaseModel):
     """WARNING and CRITICAL bounds of one metric.
 
@@ -85,17 +90,17 @@ class Threshold(BaseModel):
         """The threshold a value of ``severity`` crossed (None for INFO)."""
         return {Severity.CRITICAL: self.critical, Severity.WARNING: self.warning}.get(Severity(severity))
 
-    def normalised(self, value: float) -> float:
-        """Badness in ``[0, 1]`` (spec section 6).
+    def position(self, value: float) -> float:
+        """How far ``value`` has gone from the WARNING towards the CRITICAL bound, in ``[0, 1]``.
 
-        ``min(1, v / critical)`` when higher is worse, ``min(1, (1 - v) / (1 - critical))``
-        when lower is worse; values on the good side of zero clip to 0.
+        ``(v - warning) / (critical - warning)``, mirrored when lower is worse
+        (``(warning - v) / (warning - critical)``); 0 when the two bounds coincide. The
+        WARNING part of a metric's score (spec section 6).
         """
-        if self.higher_is_worse:
-            score = value / self.critical if self.critical > 0 else (1.0 if value > 0 else 0.0)
-        else:
-            score = (1.0 - value) / (1.0 - self.critical) if self.critical < 1 else (1.0 if value < 1 else 0.0)
-        return float(min(1.0, max(0.0, score)))
+        span = self.critical - self.warning
+        if span == 0:
+            return 0.0
+        return float(min(1.0, max(0.0, (value - self.warning) / span)))
 
 
 POLICY_THRESHOLDS: dict[str, dict[str, Any]] = {
@@ -198,9 +203,16 @@ class MonitoringConfig(BaseModel):
     bins: int = Field(default=10, ge=2, le=1000)
     eps: float = Field(default=1e-4, gt=0, lt=0.01)
     bootstrap_resamples: int = Field(default=200, ge=0, le=100_000)
-    bootstrap_seed: int = Field(default=0, ge=0)
+    bootstrap_seed: int = Field(default=0, ge=0, description="seed of the bootstrap and the permutation tests")
     confidence_level: float = Field(default=0.95, gt=0, lt=1)
     min_hourly_chunk: int = Field(default=30, ge=1)
+    fairness_alpha: float = Field(default=0.01, gt=0, lt=1, description=(
+        "family-wise error rate of one run's fairness tests (Holm); a breach whose adjusted p-value is not "
+        "below it is inconclusive"))
+    permutation_resamples: int = Field(default=9999, ge=99, le=1_000_000, description=(
+        "resamples of a permutation test (used when a chi-square expected count is below 5)"))
+    intersections: list[list[str]] = Field(default_factory=list, description=(
+        "combinations of protected attributes judged as one more attribute, e.g. [['gender', 'race']]"))
     thresholds: dict[RiskLevel, ThresholdSet] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("thresholds", mode="before")
@@ -226,10 +238,31 @@ class MonitoringConfig(BaseModel):
         return names
 
     @model_validator(mode="after")
+    def _intersections_of_protected_attributes(self) -> MonitoringConfig:
+        seen = set()
+        for i, combination in enumerate(self.intersections):
+            where = f"intersections[{i}] {combination}"
+            if len(combination) < 2 or len(set(combination)) != len(combination):
+                raise ValueError(f"{where}: an intersection needs two or more distinct attributes")
+            unknown = [a for a in combination if a not in self.protected_attributes]
+            if unknown:
+                raise ValueError(f"{where}: {unknown} not among protected_attributes {self.protected_attributes}")
+            if frozenset(combination) in seen:
+                raise ValueError(f"{where}: the same combination is listed twice")
+            seen.add(frozenset(combination))
+        return self
+
+    @model_validator(mode="after")
     def _positive_is_a_class(self) -> MonitoringConfig:
         if self.class_labels is not None and self.positive_label not in self.class_labels:
             raise ValueError(unknown_label_message(self.positive_label, self.class_labels, "class_labels"))
         return self
+
+    @property
+    def fairness_attributes(self) -> list[str]:
+        """Every attribute fairness is judged on: the protected attributes, then each
+        intersection named by its components joined with ``&`` (``gender&race``)."""
+        return [*self.protected_attributes, *(intersection_name(c) for c in self.intersections)]
 
     @property
     def active_thresholds(self) -> ThresholdSet:
