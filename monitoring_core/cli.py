@@ -180,7 +180,8 @@ def _risk_config(args):
     from .models.thresholds import MonitoringConfig
 
     return validated(MonitoringConfig, {"risk_level": args.risk, "positive_label": args.positive_class,
-                                        "protected_attributes": args.protected, "class_labels": args.classes})
+                                        "protected_attributes": args.protected, "class_labels": args.classes,
+                                        "intersections": args.intersection or []})
 
 
 def _names(text: str) -> list[str]:
@@ -288,6 +289,8 @@ def add_model_commands(commands) -> None:
     register.add_argument("--positive-class", required=True, help="the favourable prediction, e.g. approve")
     register.add_argument("--protected", type=_names, default=[], metavar="A,B",
                           help="protected attribute columns (metadata.protected_attributes.<name>)")
+    register.add_argument("--intersection", type=_names, action="append", metavar="A,B",
+                          help="judge this combination of protected attributes as one more attribute (repeatable)")
     register.add_argument("--classes", type=_names, metavar="A,B",
                           help="the model's classes, when known (the positive class must be one of them)")
     register.add_argument("--display-name")

@@ -52,7 +52,8 @@ def test_a_new_user_goes_from_csv_files_to_an_active_baseline(cli, tmp_path):
                        "--classes", "approve,reject")
     assert code == 2 and "did you mean 'approve'?" in err and err.count("\n") == 1
     code, out, _ = cli("model", "register", "--model-id", "credit", "--risk", "high", "--positive-class", "approve",
-                       "--protected", "gender,age_group,race", "--display-name", "Credit decisions")
+                       "--protected", "gender,age_group,race", "--intersection", "gender,race",
+                       "--display-name", "Credit decisions")
     assert code == 0 and "registered credit: high risk" in out
     code, out, _ = cli("baseline", "create", "--model-id", "credit", "--from", str(tmp_path / "validation.csv"))
     first = out.split("\t")[0]
@@ -66,6 +67,7 @@ def test_a_new_user_goes_from_csv_files_to_an_active_baseline(cli, tmp_path):
     table = pd.read_csv(pd.io.common.StringIO(out))
     drifted = table[(table["measure"] == "PSI") & (table["section"] == "feature")].set_index("name")["candidate"]
     assert drifted["loan_amount"] > 0.25 > drifted["region"]  # the demo's drift shows; a stable feature does not
+    assert "gender&race" in set(table.loc[table["section"] == "fairness", "name"])  # the registered intersection
 
     assert cli("baseline", "activate", second)[0] == 0
     code, out, _ = cli("baseline", "list", "--model-id", "credit")
