@@ -25,6 +25,7 @@ from ..errors import Conflict, InvalidInput, NotFound, StoreDamaged, StoreUnavai
 from ..models.alerts import Alert, AlertSuppression
 from ..models.audit import AuditEntry
 from ..models.baseline import DriftSnapshot
+from ..models.delivery import AlertDelivery, DeliveryKind, DeliveryStatus
 from ..models.common import Severity
 from ..models.incidents import Incident, IncidentStatus
 from ..models.record import MonitoringRecord
@@ -339,6 +340,46 @@ class Suppressions(DocumentRepository[AlertSuppression]):
         return self._select(*where, order=newest("start_time"))
 
 
+class Deliveries(DocumentRepository[AlertDelivery]):
+    """``alert_deliveries``: the notification outbox (:mod:`monitoring_core.alerts.outbox`)."""
+
+    collection = Collection(
+        "alert_deliveries", AlertDelivery, "delivery_id",
+        fields=(Field("status"), Field("not_before", "time"), Field("kind"), Field("digest_day"),
+                Field("alert_ids", "tags"), Field("created_at", "time")),
+        indexes=(
+            Index((("status", ASC), ("not_before", ASC))),
+            Index((("alert_ids", ASC),)),
+            Index((("kind", ASC), ("digest_day", ASC), ("status", ASC))),
+        ))
+
+    def due(self, at: datetime, limit: int | None = None) -> list[AlertDelivery]:
+        """Pending deliveries whose ``not_before`` is at or before ``at``, oldest first."""
+        return self._select(Cond("status", "==", DeliveryStatus.PENDING.value), Cond("not_before", "<=", at),
+                            order=(("not_before", ASC),), limit=limit)
+
+    def claim(self, delivery_id: str, owner: str, at: datetime, until: datetime) -> AlertDelivery | None:
+        """Take a due delivery for ``owner`` until ``until``: a compare-and-set on its revision,
+        so of two claimers exactly one gets it (the other gets None). The claim moves
+        ``not_before`` to ``until``, so a claimer that dies leaves it due again then."""
+        row = self.driver.load(self.collection, delivery_id)
+        if row is None:
+            return None
+        current = self._parse(row)
+        if current.status != DeliveryStatus.PENDING or current.not_before > at:
+            return None
+        claimed = current.model_copy(update={"claimed_by": owner, "claim_expires_at": until, "not_before": until})
+        return claimed if self.driver.replace(self.collection, claimed, row.rev) else None
+
+    def for_alert(self, alert_id: str) -> list[AlertDelivery]:
+        return self._select(Cond("alert_ids", "has", alert_id), order=(("created_at", ASC),))
+
+    def held_for_digest(self, day: str) -> list[AlertDelivery]:
+        """Digest items of ``day`` (YYYY-MM-DD) not yet carried by a digest."""
+        return self._select(Cond("kind", "==", DeliveryKind.DIGEST_ITEM.value), Cond("digest_day", "==", day),
+                            Cond("status", "==", DeliveryStatus.HELD.value), order=(("created_at", ASC),))
+
+
 @dataclass(frozen=True)
 class ChainTip:
     """The last stored audit entry's link: enough to append after it even when its
@@ -456,4 +497,5 @@ class Models(Repository[RegisteredModel]):
 DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
     "baselines": Baselines, "records": Records, "incidents": Incidents, "alerts": Alerts,
     "suppressions": Suppressions, "audit": AuditLog, "models": Models,
+    "deliveries": Deliveries,
 }
