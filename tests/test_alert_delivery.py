@@ -52,6 +52,7 @@ class SlackReceiver:
         self.requests: list[str] = []
         self.delivered: list[dict] = []
         self.release = threading.Event()
+        self.delay = 0.0  # seconds each answer takes
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,6 +60,7 @@ class SlackReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append(body.decode())
                 answer = receiver.script.pop(0) if receiver.script else 200
+                receiver.release.wait(receiver.delay)
                 if answer == "hang":
                     receiver.release.wait(10)
                     return
@@ -79,7 +81,7 @@ class SlackReceiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.handle_error = lambda *args: None  # a hung client went away: expected
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/{TOKEN}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def incidents(self) -> list[str]:
         return [re.search(r"incident=(INC-\w+)", json.dumps(p)).group(1) for p in self.delivered]
@@ -196,12 +198,22 @@ def test_routing_by_severity_category_and_model(settings, caplog):
         (email_, escalate, "cto", ROLES["cto"], False, hour, AlertStatus.ACKNOWLEDGED),
         (email_, escalate, "executive", ROLES["executive"], False, 4 * hour, AlertStatus.RESOLVED)]
 
-    overridden = settings.model_copy(update={"alert_models": load_settings(alert_models={
-        "loan-approval": {"slack_webhook_url": "https://hooks.example.org/own", "recipients": {"ml_lead": "a@b.org"}},
-    }).alert_models, "alert_recipients": {"ml_lead": ROLES["ml_lead"]}})
-    settings = overridden
+    settings = load_settings(slack_webhook_url=settings.slack_webhook_url.get_secret_value(),
+                             alert_recipients={"ml_lead": ROLES["ml_lead"]}, alert_models={"loan-approval": {
+                                 "slack_webhook_url": "https://hooks.example.org/own",
+                                 "recipients": {"ml_lead": "a@b.org"}}})
     assert [r[3] for r in routes(DATA, Severity.CRITICAL, "loan-approval")] == [None, "a@b.org"]
     assert "no address for cto (alert_recipients.cto)" in caplog.text
+
+
+def test_per_model_overrides_come_from_a_secrets_table(monkeypatch, tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[fairwatch]\nalert_recipients = {cto = "cto@example.org"}\n'
+                       '[fairwatch.alert_models.loan-approval]\nrecipients = {cto = "loan-cto@example.org"}\n')
+    monkeypatch.setenv("FAIRWATCH_SECRETS_FILE", str(secrets))
+    settings = load_settings()
+    assert settings.alert_contacts("loan-approval").recipients == {"cto": "loan-cto@example.org"}
+    assert settings.alert_contacts("fraud").recipients == {"cto": "cto@example.org"}
 
 
 def test_bad_channel_settings_are_refused_naming_the_setting(monkeypatch):
@@ -358,13 +370,28 @@ def test_a_crashed_senders_claim_expires(store, settings, slack_receiver):
         assert drain(store, settings=settings).sent == 1
 
 
+def test_of_two_claimers_that_read_the_same_revision_one_wins(store, settings, monkeypatch):
+    with clock.frozen(T0):
+        alert = raise_alert(store, settings, severity=Severity.WARNING)
+    slack, = deliveries(store, alert, Channel.SLACK)
+    collection = store.deliveries.collection
+    read_by_both = store.driver.load(collection, slack.delivery_id)
+    assert store.deliveries.claim(slack.delivery_id, "first", T0, T0 + timedelta(minutes=5)).claimed_by == "first"
+    monkeypatch.setattr(store.driver, "load", lambda c, doc_id: read_by_both)  # the second read before the write
+    assert store.deliveries.claim(slack.delivery_id, "second", T0, T0 + timedelta(minutes=5)) is None
+    monkeypatch.undo()
+    assert store.deliveries.get(slack.delivery_id).claimed_by == "first"
+
+
 def _drain_in_a_process(database, overrides, start, sent):
     from monitoring_core.storage.sqlite import SqliteStore
 
     store, settings = SqliteStore(database), load_settings(**overrides)
     start.wait()
+    total = 0
     while (report := drain(store, settings=settings, limit=3)).sent + report.skipped:
-        sent.put(report.sent)
+        total += report.sent
+    sent.put(total)
     store.close()
 
 
@@ -376,6 +403,7 @@ def test_two_processes_draining_one_outbox_send_each_delivery_once(tmp_path, set
     store.ensure_schema()
     alerts = [raise_alert(store, settings, severity=Severity.WARNING, model=f"m{i}") for i in range(40)]
     store.close()
+    slack_receiver.delay = 0.02  # so that the two senders overlap
     overrides = dict(slack_webhook_url=slack_receiver.url, alert_recipients={}, alert_send_timeout_s=5)
     context = multiprocessing.get_context("spawn")
     start, sent = context.Event(), context.Queue()
@@ -386,6 +414,7 @@ def test_two_processes_draining_one_outbox_send_each_delivery_once(tmp_path, set
     for worker in workers:
         worker.join(60)
     assert [worker.exitcode for worker in workers] == [0, 0]
+    assert all(sent.get(timeout=5) > 0 for _ in workers)  # both took part
     assert sorted(slack_receiver.incidents()) == sorted(a.incident_id for a in alerts)
     assert len(slack_receiver.requests) == 40
 
