@@ -34,18 +34,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.controller import Controller
 
-from monitoring_core import clock  # noqa: E402
-from monitoring_core.alerts.channels import email as email_channel  # noqa: E402
-from monitoring_core.alerts.channels import slack  # noqa: E402
-from monitoring_core.alerts.outbox import drain, enqueue  # noqa: E402
-from monitoring_core.alerts.routing import routes_for  # noqa: E402
-from monitoring_core.config import load_settings  # noqa: E402
-from monitoring_core.models.alerts import Alert  # noqa: E402
-from monitoring_core.models.common import Severity  # noqa: E402
-from monitoring_core.models.incidents import Incident, TriggeredMetric  # noqa: E402
-from monitoring_core.storage.sqlite import SqliteStore  # noqa: E402
+from monitoring_core import clock
+from monitoring_core.alerts.channels import email as email_channel
+from monitoring_core.alerts.channels import slack
+from monitoring_core.alerts.outbox import drain, enqueue
+from monitoring_core.alerts.routing import routes_for
+from monitoring_core.config import load_settings
+from monitoring_core.models.alerts import Alert
+from monitoring_core.models.common import Severity
+from monitoring_core.models.incidents import Incident, TriggeredMetric
+from monitoring_core.storage.sqlite import SqliteStore
 
 LATENCY_ALERTS, QUEUED_ALERTS = 100, 1000
 

@@ -29,6 +29,7 @@ from monitoring_core.models.alerts import Alert, AlertStatus, Channel
 from monitoring_core.models.common import Severity
 from monitoring_core.models.delivery import DeliveryKind, DeliveryStatus
 from monitoring_core.models.incidents import Incident, TriggeredMetric
+from monitoring_core.storage.driver import Cond
 
 from .factories import NOW
 
@@ -320,6 +321,16 @@ def test_a_4xx_is_final_and_recorded_with_its_reason(store, settings, slack_rece
     assert store.alerts.get(alert.alert_id).delivery_attempts[0].outcome == "failed"
 
 
+def test_a_delivery_whose_alert_was_deleted_fails_without_stopping_the_drain(store, settings, slack_receiver):
+    with clock.frozen(T0):
+        gone = raise_alert(store, settings, severity=Severity.WARNING, model="gone")
+        kept = raise_alert(store, settings, severity=Severity.WARNING, model="kept")
+        store.driver.delete(store.alerts.collection, [Cond("alert_id", "==", gone.alert_id)])
+        assert (drain(store, settings=settings).sent, slack_receiver.incidents()) == (1, [kept.incident_id])
+    assert deliveries(store, gone, Channel.SLACK)[0].final_error == f"alert {gone.alert_id} was deleted before it " \
+                                                                     "could be sent"
+
+
 def test_a_receiver_that_hangs_times_out_and_is_retried(store, settings, slack_receiver):
     slack_receiver.script = ["hang"]
     settings = settings.model_copy(update={"alert_send_timeout_s": 0.3})
@@ -404,7 +415,7 @@ def test_two_processes_draining_one_outbox_send_each_delivery_once(tmp_path, set
     alerts = [raise_alert(store, settings, severity=Severity.WARNING, model=f"m{i}") for i in range(40)]
     store.close()
     slack_receiver.delay = 0.02  # so that the two senders overlap
-    overrides = dict(slack_webhook_url=slack_receiver.url, alert_recipients={}, alert_send_timeout_s=5)
+    overrides = {"slack_webhook_url": slack_receiver.url, "alert_recipients": {}, "alert_send_timeout_s": 5}
     context = multiprocessing.get_context("spawn")
     start, sent = context.Event(), context.Queue()
     workers = [context.Process(target=_drain_in_a_process, args=(database, overrides, start, sent)) for _ in range(2)]

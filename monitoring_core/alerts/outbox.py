@@ -184,10 +184,14 @@ def _made_unnecessary(store, delivery: AlertDelivery) -> bool:
 
 def _send(store, delivery: AlertDelivery, settings: Settings) -> str | None:
     if delivery.kind == DeliveryKind.DIGEST:
-        alerts = [store.alerts.get(alert_id) for alert_id in delivery.alert_ids]
+        alerts = [alert for alert_id in delivery.alert_ids if (alert := store.alerts.find(alert_id))]
+        if not alerts:
+            raise DeliveryFailed("every alert of this digest was deleted", final=True)
         content = digest_content(delivery.digest_day, alerts, settings.dashboard_url)
         return email.send(email.compose(content, sender=settings.smtp_from, recipient=delivery.recipient), settings)
-    alert = store.alerts.get(delivery.alert_ids[0])
+    alert = store.alerts.find(delivery.alert_ids[0])
+    if alert is None:
+        raise DeliveryFailed(f"alert {delivery.alert_ids[0]} was deleted before it could be sent", final=True)
     incident = store.incidents.find(alert.incident_id)
     groups = incident.affected_groups if incident else []
     if delivery.channel == Channel.SLACK:
@@ -220,7 +224,9 @@ def _record_on_alerts(store, delivery: AlertDelivery, attempt: DeliveryAttempt, 
     notified and keeps the first message reference (Slack ts, email Message-ID)."""
     for alert_id in delivery.alert_ids:
         for _ in range(WRITE_ATTEMPTS):
-            alert = store.alerts.get(alert_id)
+            alert = store.alerts.find(alert_id)
+            if alert is None:
+                break  # deleted meanwhile (retention): the delivery keeps the record
             changes = {"delivery_attempts": [*alert.delivery_attempts, attempt], "updated_at": attempt.at}
             if attempt.outcome == "sent":
                 changes["channels_notified"] = list(dict.fromkeys([*alert.channels_notified, delivery.channel]))

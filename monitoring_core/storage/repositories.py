@@ -25,8 +25,8 @@ from ..errors import Conflict, InvalidInput, NotFound, StoreDamaged, StoreUnavai
 from ..models.alerts import Alert, AlertSuppression
 from ..models.audit import AuditEntry
 from ..models.baseline import DriftSnapshot
-from ..models.delivery import AlertDelivery, DeliveryKind, DeliveryStatus
 from ..models.common import Severity
+from ..models.delivery import AlertDelivery, DeliveryKind, DeliveryStatus
 from ..models.incidents import Incident, IncidentStatus
 from ..models.record import MonitoringRecord
 from ..models.registry import RegisteredModel
