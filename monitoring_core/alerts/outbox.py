@@ -119,9 +119,9 @@ def drain(store, now: datetime | None = None, *, limit: int = 100, settings: Set
     """
     settings = settings or get_settings()
     owner, rng = owner or sender_id(), rng or random.Random()
-    at = now or clock.now()
     report = DrainReport()
-    for due in store.deliveries.due(at, limit):
+    for due in store.deliveries.due(now or clock.now(), limit):
+        at = now or clock.now()  # read again: a claim made late in a long drain still holds a full lease
         claimed = store.deliveries.claim(due.delivery_id, owner, at, at + lease)
         if claimed is None:
             report.skipped += 1
