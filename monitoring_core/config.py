@@ -16,17 +16,56 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
+from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
 ENV_PREFIX = "FAIRWATCH_"
 DEFAULT_SECRETS_FILE = Path(".streamlit") / "secrets.toml"
+
+
+# -- Alerts (issue 13): where notifications go -------------------------------------------------
+
+AlertRole = Literal["compliance_officer", "ml_lead", "cto", "executive"]
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;.]+(\.[^@\s<>,;.]+)*")
+
+
+def _https_url(url: SecretStr) -> SecretStr:
+    # The message never repeats the URL: an incoming-webhook URL is a credential. Plain
+    # http is accepted on the loopback only (a local receiver in tests and benchmarks).
+    parts = urlsplit(url.get_secret_value())
+    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or local):
+        raise ValueError("must be an https:// URL with a host (the value is secret and not shown)")
+    return url
+
+
+def _email_address(address: str) -> str:
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError(f"{address!r} is not an email address")
+    return address
+
+
+WebhookUrl = Annotated[SecretStr, AfterValidator(_https_url)]
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+
+
+class AlertContacts(BaseModel):
+    """A model's own Slack webhook and recipients, over the global ones (``alert_models``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slack_webhook_url: WebhookUrl | None = None
+    recipients: dict[AlertRole, EmailAddress] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):
@@ -80,6 +119,28 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty (unset it to use the default folder 'data')")
         return value
+
+    # Alerts (issue 13): channels, recipients by role, per-model overrides (keys in secrets.toml.example)
+    slack_webhook_url: WebhookUrl | None = Field(None, description="Slack incoming-webhook URL (secret)")
+    smtp_host: str | None = Field(None, description="SMTP server; no email is sent without it")
+    smtp_port: int = Field(587, gt=0, lt=65536)
+    smtp_starttls: bool = True
+    smtp_username: str | None = Field(None, description="login when set")
+    smtp_password: SecretStr | None = None
+    smtp_from: EmailAddress = "fairwatch@localhost.localdomain"
+    alert_recipients: dict[AlertRole, EmailAddress] = Field(default_factory=dict, description="address by role")
+    alert_models: dict[str, AlertContacts] = Field(default_factory=dict, description="per-model overrides")
+    dashboard_url: str = Field("http://localhost:8501", description="base URL of links in notifications")
+    alert_dedup_hours: float = Field(6.0, gt=0, description="no second alert for a model+metric+severity within")
+    alert_digest_time: time = Field(time(8, 0), description="UTC time of the daily WARNING digest")
+    alert_send_timeout_s: float = Field(10.0, gt=0)
+    alert_retry_max_hours: float = Field(24.0, gt=0, description="a failing delivery is retried for this long")
+
+    def alert_contacts(self, model_id: str) -> AlertContacts:
+        """The Slack webhook and recipients of ``model_id``: its overrides over the global ones."""
+        own = self.alert_models.get(model_id, AlertContacts())
+        return AlertContacts(slack_webhook_url=own.slack_webhook_url or self.slack_webhook_url,
+                             recipients={**self.alert_recipients, **own.recipients})
 
     @field_validator("mongodb_uri")
     @classmethod
@@ -144,12 +205,13 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "?"
             shown = "" if name in _SECRET_SETTINGS else f" (got {error.get('input')!r})"
-            problems.append(f"{_source_of(name)}: {error['msg']}{shown}")
+            inner = "".join(f"[{part!r}]" for part in error["loc"][1:])
+            problems.append(f"{_source_of(name)}{inner}: {error['msg']}{shown}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 
 # Never echo these back: a connection string carries credentials.
-_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri", "audit_key"}
+_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri", "audit_key", "slack_webhook_url", "smtp_password", "alert_models"}
 
 
 def _source_of(name: str) -> str:

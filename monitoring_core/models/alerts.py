@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import enum
 from datetime import timedelta
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .common import Document, Severity, UtcDatetime, new_id
 from .incidents import is_fairness_metric
@@ -30,6 +31,19 @@ class Channel(enum.StrEnum):
     DASHBOARD = "dashboard"
 
 
+class DeliveryAttempt(BaseModel):
+    """One try at sending a notification (:mod:`monitoring_core.alerts.outbox`); errors are
+    stored redacted, never with a webhook URL or password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delivery_id: str
+    channel: Channel
+    at: UtcDatetime
+    outcome: Literal["sent", "retry", "failed"]
+    error: str | None = None
+
+
 class Alert(Document):
     alert_id: str = Field(default_factory=lambda: new_id("ALR"))
     incident_id: str = Field(min_length=1)
@@ -42,6 +56,7 @@ class Alert(Document):
     channels_notified: list[Channel] = Field(default_factory=list)
     slack_message_ts: str | None = None
     email_message_id: str | None = None
+    delivery_attempts: list[DeliveryAttempt] = Field(default_factory=list)
     acknowledged_by: str | None = None
     acknowledged_at: UtcDatetime | None = None
     acknowledgment_notes: str | None = None

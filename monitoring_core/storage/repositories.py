@@ -26,6 +26,7 @@ from ..models.alerts import Alert, AlertSuppression
 from ..models.audit import AuditCheckpoint, AuditEntry
 from ..models.baseline import DriftSnapshot
 from ..models.common import Severity, describe_validation_error, validated  # noqa: F401 (re-exported)
+from ..models.delivery import AlertDelivery, DeliveryKind, DeliveryStatus
 from ..models.incidents import Incident, IncidentStatus
 from ..models.lease import Lease, LeaseHolder
 from ..models.record import MonitoringRecord
@@ -323,6 +324,46 @@ class Suppressions(DocumentRepository[AlertSuppression]):
         return self._select(*where, order=newest("start_time"))
 
 
+class Deliveries(DocumentRepository[AlertDelivery]):
+    """``alert_deliveries``: the notification outbox (:mod:`monitoring_core.alerts.outbox`)."""
+
+    collection = Collection(
+        "alert_deliveries", AlertDelivery, "delivery_id",
+        fields=(Field("status"), Field("not_before", "time"), Field("kind"), Field("digest_day"),
+                Field("alert_ids", "tags"), Field("created_at", "time")),
+        indexes=(
+            Index((("status", ASC), ("not_before", ASC))),
+            Index((("alert_ids", ASC),)),
+            Index((("kind", ASC), ("digest_day", ASC), ("status", ASC))),
+        ))
+
+    def due(self, at: datetime, limit: int | None = None) -> list[AlertDelivery]:
+        """Pending deliveries whose ``not_before`` is at or before ``at``, oldest first."""
+        return self._select(Cond("status", "==", DeliveryStatus.PENDING.value), Cond("not_before", "<=", at),
+                            order=(("not_before", ASC),), limit=limit)
+
+    def claim(self, delivery_id: str, owner: str, at: datetime, until: datetime) -> AlertDelivery | None:
+        """Take a due delivery for ``owner`` until ``until``: a compare-and-set on its revision,
+        so of two claimers exactly one gets it (the other gets None). The claim moves
+        ``not_before`` to ``until``, so a claimer that dies leaves it due again then."""
+        row = self.driver.load(self.collection, delivery_id)
+        if row is None:
+            return None
+        current = self._parse(row)
+        if current.status != DeliveryStatus.PENDING or current.not_before > at:
+            return None
+        claimed = current.model_copy(update={"claimed_by": owner, "claim_expires_at": until, "not_before": until})
+        return claimed if self.driver.replace(self.collection, claimed, row.rev) else None
+
+    def for_alert(self, alert_id: str) -> list[AlertDelivery]:
+        return self._select(Cond("alert_ids", "has", alert_id), order=(("created_at", ASC),))
+
+    def held_for_digest(self, day: str) -> list[AlertDelivery]:
+        """Digest items of ``day`` (YYYY-MM-DD) not yet carried by a digest."""
+        return self._select(Cond("kind", "==", DeliveryKind.DIGEST_ITEM.value), Cond("digest_day", "==", day),
+                            Cond("status", "==", DeliveryStatus.HELD.value), order=(("created_at", ASC),))
+
+
 @dataclass(frozen=True)
 class ChainTip:
     """A stored audit entry's link (its seq and hash): enough to append after it even when
@@ -601,4 +642,5 @@ DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
     "suppressions": Suppressions, "audit": AuditLog, "models": Models,
     "audit_checkpoints": AuditCheckpoints,
     "leases": Leases,
+    "deliveries": Deliveries,
 }

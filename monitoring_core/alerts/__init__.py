@@ -1,0 +1,1 @@
+"""Alerts: raising, deduplicating and suppressing them (rules), routing and delivering them."""
