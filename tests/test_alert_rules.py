@@ -9,12 +9,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from monitoring_core import clock
 from monitoring_core.alerts import suppressions
 from monitoring_core.alerts.manager import SILENCE_METRIC, Outcome, raise_alert, raise_silence_alert
 from monitoring_core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from monitoring_core.models.alerts import AlertStatus, SuppressionStatus
+from monitoring_core.models.alerts import AlertStatus, AlertSuppression, SuppressionStatus
 from monitoring_core.models.audit import AuditEvent
 from monitoring_core.models.common import Actor
 from monitoring_core.models.registry import RegisteredModel
@@ -128,6 +129,48 @@ def test_concurrent_raisers_create_one_alert(store):
     assert alert.deduplicated_count == raisers - 1
 
 
+def stale_first_read(monkeypatch, store, stale):
+    """The raiser's first read of the key's holder returns ``stale``: what it sees when
+    another process writes between its read and its write."""
+    real, reads = store.alerts.holding, []
+
+    def holding(key):
+        reads.append(key)
+        return stale if len(reads) == 1 else real(key)
+
+    monkeypatch.setattr(store.alerts, "holding", holding)
+    return reads
+
+
+def test_a_raiser_that_missed_a_new_holder_counts_its_repeat(store, monkeypatch):
+    with clock.frozen(NOW):
+        first = breach(store)
+        reads = stale_first_read(monkeypatch, store, None)  # as if "first" did not exist yet
+        repeat = breach(store)
+    assert len(reads) == 2  # refused by the unique key, then read again
+    assert (repeat.outcome, repeat.alert.alert_id, repeat.alert.deduplicated_count) == (
+        Outcome.DEDUPLICATED, first.alert.alert_id, 1)
+    assert len(store.alerts.list()) == 1
+
+
+def test_a_raiser_that_read_an_old_count_does_not_lose_a_repeat(store, monkeypatch):
+    with clock.frozen(NOW):
+        first = breach(store)
+        breach(store)
+        reads = stale_first_read(monkeypatch, store, first.alert)  # the count before the repeat above
+        assert breach(store).alert.deduplicated_count == 2
+    assert len(reads) == 2
+
+
+def test_only_one_alert_holds_a_dedup_key(store):
+    with clock.frozen(NOW):
+        first = breach(store)
+        with pytest.raises(Conflict, match="already holds the deduplication key"):
+            store.alerts.insert(first.alert.model_copy(update={"alert_id": "ALR-other"}))
+        released = store.alerts.update(first.alert.alert_id, {"dedup_key": None})
+        store.alerts.insert(released.model_copy(update={"alert_id": "ALR-other"}))  # None is held by no one
+
+
 @pytest.mark.parametrize(("offset", "suppressed"), [
     (-timedelta(milliseconds=1), False), (timedelta(0), True), (2 * HOUR - timedelta(milliseconds=1), True),
     (2 * HOUR, False)])
@@ -187,8 +230,9 @@ def test_a_fairness_suppression_has_no_effect_until_approved(store, scope):
     with clock.frozen(NOW) as advance:
         pending = rule(store, **scope)
         assert pending.status == SuppressionStatus.PENDING and pending.approved_by is None
-        assert store.suppressions.active("loan", NOW) == []
         metric = "disparate_impact:race" if "disparate" in str(scope) else "demographic_parity:race"
+        assert store.suppressions.active("loan", NOW) == []
+        assert not pending.covers(metric, "WARNING", NOW + HOUR)
         assert breach(store, metric=metric).outcome is Outcome.NEW
         advance(HOUR)
         approved = suppressions.approve(store, CARLA, pending.suppression_id)
@@ -211,6 +255,14 @@ def test_approval_by_the_requester_or_a_role_without_the_right_is_refused(store)
             suppressions.approve(store, CARLA, by_admin.suppression_id)
         with pytest.raises(NotFound):
             suppressions.approve(store, CARLA, "SUP-nope")
+
+
+def test_a_stored_suppression_cannot_name_its_creator_as_approver():
+    rule_fields = dict(model_id="loan", metric_category="fairness", start_time=NOW, end_time=NOW + HOUR,
+                       reason="r", suppression_type="other", created_by="ana")
+    assert AlertSuppression(**rule_fields, approved_by="carla").status == SuppressionStatus.ACTIVE
+    with pytest.raises(ValidationError, match="approver must be someone other than created_by"):
+        AlertSuppression(**rule_fields, approved_by="ana")
 
 
 def test_a_pending_suppression_whose_window_ended_cannot_be_approved(store):

@@ -130,12 +130,12 @@ def raise_alert(store, *, incident_id: str, model_id: str, metric_name: str, val
 
 
 def _fold_repeat(store, holder: Alert, key: str, at: datetime) -> Alert:
-    # The revision check inside update() makes concurrent repeats count one by one.
+    # Expecting the count as read makes a concurrent repeat a Conflict (then a retry), not a lost count.
     return store.alerts.update(holder.alert_id, {
         "deduplicated_count": holder.deduplicated_count + 1,
         "last_seen_at": max(at, holder.last_seen_at or holder.created_at),
         "updated_at": clock.now(),
-    }, expect={"dedup_key": key})
+    }, expect={"dedup_key": key, "deduplicated_count": holder.deduplicated_count})
 
 
 def _escalated_from(store, model_id: str, metric_name: str, severity: Severity, since: datetime) -> str | None:
