@@ -1,1 +1,2 @@
-"""Alerts: raising, deduplicating and suppressing them (rules), routing and delivering them."""
+"""Alerts: raising, deduplication and suppression (manager, suppressions); routing and
+delivery (routing, outbox, channels, digest)."""

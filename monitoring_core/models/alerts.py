@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .common import Document, Severity, UtcDatetime, new_id
 from .incidents import is_fairness_metric
+from .record import RecordMetrics
 from ..clock import now
 
 # Policy section 12: an accepted-risk exception silences alerts for 30 days at most.
@@ -21,6 +22,8 @@ class AlertStatus(enum.StrEnum):
     PENDING = "pending"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    # Recorded and visible, never delivered: a suppression rule covered it (``suppressed_by``).
+    SUPPRESSED = "suppressed"
 
 
 class Channel(enum.StrEnum):
@@ -67,6 +70,13 @@ class Alert(Document):
     deduplicated_count: int = Field(default=0, ge=0)
     created_at: UtcDatetime = Field(default_factory=now)
     updated_at: UtcDatetime | None = None
+    # Beyond the source schema: what the alert manager needs (monitoring_core.alerts.manager).
+    affected_groups: list[str] = Field(default_factory=list)
+    last_seen_at: UtcDatetime | None = None  # the latest repeat folded into this alert
+    suppressed_by: str | None = None  # the suppression_id of the rule that silenced it
+    # Set while this alert absorbs repeats of its model, metric and severity; a unique
+    # index lets only one alert hold a key, so two concurrent raisers cannot both create.
+    dedup_key: str | None = None
 
 
 class SuppressionType(enum.StrEnum):
@@ -76,11 +86,46 @@ class SuppressionType(enum.StrEnum):
     OTHER = "other"
 
 
+class SuppressionStatus(enum.StrEnum):
+    PENDING = "pending"  # covers fairness metrics and waits for an approver: no effect yet
+    ACTIVE = "active"  # in force during its window
+    EXPIRED = "expired"  # ended early by someone (``ended_by``); no effect any more
+
+
+class MetricCategory(enum.StrEnum):
+    """The metric families a suppression can cover (the record's ``*_drift`` blocks)."""
+
+    DATA = "data"
+    FAIRNESS = "fairness"
+    MODEL = "model"
+    EXPLANATION = "explanation"
+
+
+# Metric base name -> category, read off the record's blocks (data_drift.psi, ...) so a
+# metric added there is categorised without a second list.
+_CATEGORY_OF_METRIC = {
+    metric: MetricCategory(block.removesuffix("_drift"))
+    for block, info in RecordMetrics.model_fields.items() if block.endswith("_drift")
+    for metric in info.annotation.model_fields
+}
+
+
+def metric_category(metric_name: str) -> MetricCategory | None:
+    """The category of an alert metric name (``psi:income`` -> data); None for names
+    outside the four families (the aggregated score, ``meta:analysis_silence``)."""
+    if is_fairness_metric(metric_name):  # also knows the source schema's *_drift spellings
+        return MetricCategory.FAIRNESS
+    return _CATEGORY_OF_METRIC.get(metric_name.split(":", 1)[0])
+
+
 class AlertSuppression(Document):
     suppression_id: str = Field(default_factory=lambda: new_id("SUP"))
     model_id: str = Field(min_length=1)
-    metric_name: str | None = None  # None silences every metric of the model
-    suppress_severities: list[Severity] = Field(default_factory=lambda: list(Severity))
+    # The scope: one metric (``psi`` covers every ``psi:<feature>``), one category, or
+    # neither for every metric of the model.
+    metric_name: str | None = None
+    metric_category: MetricCategory | None = None
+    suppress_severities: list[Severity] = Field(default_factory=lambda: list(Severity), min_length=1)
     start_time: UtcDatetime
     end_time: UtcDatetime
     reason: str = Field(min_length=1)
@@ -88,19 +133,47 @@ class AlertSuppression(Document):
     created_by: str = Field(min_length=1)
     approved_by: str | None = None
     created_at: UtcDatetime = Field(default_factory=now)
+    status: SuppressionStatus = SuppressionStatus.ACTIVE
+    approved_at: UtcDatetime | None = None
+    ended_by: str | None = None
+    ended_at: UtcDatetime | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> AlertSuppression:
         if self.end_time <= self.start_time:
-            raise ValueError("end_time must be after start_time")
-        covers_fairness = self.metric_name is None or is_fairness_metric(self.metric_name)
-        if covers_fairness and not self.approved_by:
-            raise ValueError("approved_by: a suppression that covers fairness metrics needs an approver")
+            raise ValueError(f"end_time must be after start_time (got {self.start_time:%Y-%m-%d %H:%M} .. "
+                             f"{self.end_time:%Y-%m-%d %H:%M} UTC)")
+        if self.metric_name is not None and self.metric_category is not None:
+            raise ValueError("give metric_name or metric_category, not both")
+        if self.covers_fairness and self.status == SuppressionStatus.ACTIVE and not self.approved_by:
+            raise ValueError("approved_by: a suppression that covers fairness metrics needs an approver before it "
+                             "takes effect (create it pending)")
+        if self.approved_by is not None and self.approved_by == self.created_by:
+            raise ValueError("approved_by: the approver must be someone other than created_by")
         if self.suppression_type == SuppressionType.ACCEPTED_RISK and self.end_time - self.start_time > MAX_ACCEPTED_RISK:
             raise ValueError("end_time: an accepted-risk suppression lasts 30 days at most (policy section 12)")
         return self
 
+    @property
+    def covers_fairness(self) -> bool:
+        """Whether the rule can silence a fairness metric (policy 12: then it needs approval)."""
+        if self.metric_name is not None:
+            return is_fairness_metric(self.metric_name)
+        return self.metric_category in (None, MetricCategory.FAIRNESS)
+
+    @property
+    def scope(self) -> str:
+        """The rule's scope in words: ``metric psi``, ``category fairness`` or ``all metrics``."""
+        if self.metric_name is not None:
+            return f"metric {self.metric_name}"
+        return f"category {self.metric_category}" if self.metric_category is not None else "all metrics"
+
     def covers(self, metric_name: str, severity: Severity, at) -> bool:
-        """Whether this rule silences an alert for ``metric_name`` at ``severity`` at time ``at``."""
-        metric_matches = self.metric_name is None or self.metric_name in (metric_name, metric_name.split(":", 1)[0])
-        return metric_matches and severity in self.suppress_severities and self.start_time <= at < self.end_time
+        """Whether this rule silences an alert for ``metric_name`` at ``severity`` at time ``at``
+        (only an active rule does, inside ``[start_time, end_time)``)."""
+        if self.metric_name is not None:
+            metric_matches = self.metric_name in (metric_name, metric_name.split(":", 1)[0])
+        else:
+            metric_matches = self.metric_category in (None, metric_category(metric_name))
+        return (self.status == SuppressionStatus.ACTIVE and metric_matches and severity in self.suppress_severities
+                and self.start_time <= at < self.end_time)

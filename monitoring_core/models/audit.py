@@ -30,6 +30,7 @@ class AuditEvent(enum.StrEnum):
     ALERT_RESOLVED = "alert_resolved"
     SUPPRESSION_CREATED = "suppression_created"
     SUPPRESSION_ENDED = "suppression_ended"
+    SUPPRESSION_APPROVED = "suppression_approved"
     PREDICTIONS_INGESTED = "predictions_ingested"
     GROUND_TRUTH_RECORDED = "ground_truth_recorded"
     MODEL_REGISTERED = "model_registered"

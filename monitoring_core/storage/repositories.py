@@ -275,9 +275,12 @@ class Alerts(DocumentRepository[Alert]):
     collection = Collection(
         "alerts", Alert, "alert_id",
         fields=(Field("incident_id"), Field("model_id"), Field("metric_name"), Field("severity"), Field("status"),
-                Field("created_at", "time")),
+                Field("created_at", "time"), Field("dedup_key")),
         indexes=(
             Index((("incident_id", ASC),)),
+            # One alert at a time absorbs the repeats of a key (alerts.manager); "> ''" keeps
+            # the alerts that released their key (None) out of the index on both backends.
+            Index((("dedup_key", ASC),), unique=True, where=(Cond("dedup_key", ">", ""),), name="one_holder_per_dedup_key"),
             Index((("model_id", ASC), ("metric_name", ASC), ("severity", ASC), ("created_at", DESC))),
             Index((("status", ASC), ("severity", ASC), ("created_at", DESC))),
             # Retention spares CRITICAL alerts. Partial indexes accept neither != nor
@@ -299,28 +302,38 @@ class Alerts(DocumentRepository[Alert]):
                            Cond("severity", "==", str(severity)), *time_range("created_at", since, None),
                            order=newest("created_at"))
 
+    def holding(self, dedup_key: str) -> Alert | None:
+        """The alert that currently absorbs repeats of ``dedup_key`` (at most one)."""
+        return self._first(Cond("dedup_key", "==", dedup_key))
+
+    def _refused(self, doc, exc):
+        if exc.on_id:
+            return super()._refused(doc, exc)
+        return Conflict(f"another alert already holds the deduplication key {doc.dedup_key!r}; nothing was written")
+
 
 class Suppressions(DocumentRepository[AlertSuppression]):
     collection = Collection(
         "alert_suppressions", AlertSuppression, "suppression_id",
-        fields=(Field("model_id"), Field("start_time", "time"), Field("end_time", "time")),
+        fields=(Field("model_id"), Field("start_time", "time"), Field("end_time", "time"), Field("status")),
         indexes=(
             Index((("model_id", ASC), ("start_time", ASC), ("end_time", ASC))),
             Index((("end_time", ASC),)),
         ))
 
     def active(self, model_id: str, at: datetime) -> list[AlertSuppression]:
-        """Rules of the model in force at ``at`` (``start_time <= at < end_time``)."""
+        """Rules of the model in force at ``at``: active (approved where approval is needed,
+        not ended) and ``start_time <= at < end_time``."""
         return self._select(Cond("model_id", "==", model_id), Cond("start_time", "<=", at),
-                            Cond("end_time", ">", at), order=newest("start_time"))
+                            Cond("end_time", ">", at), Cond("status", "==", "active"), order=newest("start_time"))
 
     def list(self, model_id: str | None = None, include_expired: bool = True,
              at: datetime | None = None) -> list[AlertSuppression]:
-        """Rules by ``start_time``, newest first; ``include_expired=False`` keeps those
-        whose ``end_time`` is after ``at`` (default: now)."""
+        """Rules by ``start_time``, newest first; ``include_expired=False`` keeps those not
+        ended early whose ``end_time`` is after ``at`` (default: now)."""
         where = [Cond("model_id", "==", model_id)] if model_id else []
         if not include_expired:
-            where.append(Cond("end_time", ">", at or clock.now()))
+            where += [Cond("end_time", ">", at or clock.now()), Cond("status", "!=", "expired")]
         return self._select(*where, order=newest("start_time"))
 
 
