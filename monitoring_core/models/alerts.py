@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .common import Document, Severity, UtcDatetime, new_id
 from .incidents import is_fairness_metric
-from .record import RecordMetrics
+from .metric_registry import spec_of
 from ..clock import now
 
 # Policy section 12: an accepted-risk exception silences alerts for 30 days at most.
@@ -101,21 +101,11 @@ class MetricCategory(enum.StrEnum):
     EXPLANATION = "explanation"
 
 
-# Metric base name -> category, read off the record's blocks (data_drift.psi, ...) so a
-# metric added there is categorised without a second list.
-_CATEGORY_OF_METRIC = {
-    metric: MetricCategory(block.removesuffix("_drift"))
-    for block, info in RecordMetrics.model_fields.items() if block.endswith("_drift")
-    for metric in info.annotation.model_fields
-}
-
-
 def metric_category(metric_name: str) -> MetricCategory | None:
     """The category of an alert metric name (``psi:income`` -> data); None for names
     outside the four families (the aggregated score, ``meta:analysis_silence``)."""
-    if is_fairness_metric(metric_name):  # also knows the source schema's *_drift spellings
-        return MetricCategory.FAIRNESS
-    return _CATEGORY_OF_METRIC.get(metric_name.split(":", 1)[0])
+    spec = spec_of(metric_name)  # aliases included, such as the source schema's *_drift spellings
+    return None if spec is None else MetricCategory(spec.category.name)
 
 
 class AlertSuppression(Document):
