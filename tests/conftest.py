@@ -7,13 +7,49 @@ is set (a throwaway database, dropped afterwards).
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import uuid
 
 import pytest
 
 BACKENDS = ["embedded", "mongomock"] + (["mongodb"] if os.environ.get("MONGODB_URI") else [])
 TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef"
+
+
+# A MongoDB server applies each single-document write (with its unique-index check) and each
+# find-and-modify atomically; mongomock, an in-process imitation, does not under threads, so
+# a thread race in a test would find mongomock's races rather than ours. One lock around each
+# of those operations gives mongomock the server's per-operation atomicity; the gaps between
+# operations, where our compare-and-set logic must hold, stay as racy as on a server.
+_ATOMIC_OPERATIONS = ("insert_one", "insert_many", "replace_one", "update_one", "update_many", "delete_one",
+                      "delete_many", "find_one_and_update", "find_one_and_replace", "find_one_and_delete",
+                      "find_one", "count_documents", "bulk_write")
+_mongomock_lock = threading.RLock()
+
+
+def _atomic(method):
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        with _mongomock_lock:
+            return method(*args, **kwargs)
+    return call
+
+
+@pytest.fixture(autouse=True, scope="session")
+def mongomock_operations_are_atomic():
+    try:
+        from mongomock.collection import Collection
+    except ImportError:
+        yield
+        return
+    originals = {name: getattr(Collection, name) for name in _ATOMIC_OPERATIONS}
+    for name, method in originals.items():
+        setattr(Collection, name, _atomic(method))
+    yield
+    for name, method in originals.items():
+        setattr(Collection, name, method)
 
 
 @pytest.fixture(autouse=True)
