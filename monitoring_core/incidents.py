@@ -36,8 +36,16 @@ from .errors import Conflict, Forbidden, InvalidInput
 from .models.alerts import MAX_ACCEPTED_RISK, AlertSuppression, SuppressionType
 from .models.audit import AuditEvent
 from .models.common import Actor, Severity
-from .models.incidents import (Incident, IncidentStatus, ResolutionCategory, ResponseAction, RiskAcceptance,
-                               RootCauseCategory, TriggeredMetric, is_fairness_metric)
+from .models.incidents import (
+    Incident,
+    IncidentStatus,
+    ResolutionCategory,
+    ResponseAction,
+    RiskAcceptance,
+    RootCauseCategory,
+    TriggeredMetric,
+    is_fairness_metric,
+)
 from .models.record import MonitoringRecord
 from .models.registry import RegisteredModel
 
@@ -188,11 +196,10 @@ def _record_occurrence(store, incident: Incident, breaches: list[TriggeredMetric
                        actor: Actor, now: datetime, escalation: EscalationTable) -> Incident:
     latest = {b.metric_name: b for b in breaches}
     metrics = [latest.pop(m.metric_name, m) for m in incident.metrics_triggered]
-    changes: dict[str, Any] = dict(
-        metrics_triggered=metrics, affected_groups=_groups(metrics), record_ids=[*incident.record_ids,
-                                                                                  record.record_id],
-        occurrence_count=incident.occurrence_count + 1, last_seen_at=record.timestamp, recovered=False,
-        recovered_at=None, updated_at=now)
+    changes: dict[str, Any] = {
+        "metrics_triggered": metrics, "affected_groups": _groups(metrics),
+        "record_ids": [*incident.record_ids, record.record_id], "occurrence_count": incident.occurrence_count + 1,
+        "last_seen_at": record.timestamp, "recovered": False, "recovered_at": None, "updated_at": now}
     escalated = (incident.status in LIVE and incident.severity == Severity.WARNING
                  and any(b.severity == Severity.CRITICAL for b in breaches))
     if escalated:
@@ -206,8 +213,8 @@ def _record_occurrence(store, incident: Incident, breaches: list[TriggeredMetric
 
 
 def _record_recovery(store, incident: Incident, record: MonitoringRecord, actor: Actor, now: datetime) -> Incident:
-    updated = _write(store, incident, dict(recovered=True, recovered_at=record.timestamp, updated_at=now,
-                                           record_ids=[*incident.record_ids, record.record_id]))
+    updated = _write(store, incident, {"recovered": True, "recovered_at": record.timestamp, "updated_at": now,
+                                       "record_ids": [*incident.record_ids, record.record_id]})
     _audit(store, AuditEvent.INCIDENT_UPDATED, actor, updated, record_id=record.record_id, change="recovered")
     return updated
 
@@ -250,8 +257,8 @@ def acknowledge(store, incident_id: str, *, actor: Actor, notes: str | None = No
     """``open`` -> ``investigating``; sets ``acknowledged_at`` and ``time_to_acknowledge_minutes``
     and assigns the acknowledger when nobody is assigned."""
     def changes(incident: Incident, now: datetime) -> dict[str, Any]:
-        found = dict(status=INVESTIGATING, acknowledged_at=now, acknowledged_by=actor.user_id,
-                     time_to_acknowledge_minutes=_minutes(incident.created_at, now))
+        found = {"status": INVESTIGATING, "acknowledged_at": now, "acknowledged_by": actor.user_id,
+                 "time_to_acknowledge_minutes": _minutes(incident.created_at, now)}
         if not incident.assigned_to:
             found.update(assigned_to=actor.user_id, assigned_at=now)
         if notes:
@@ -262,7 +269,7 @@ def acknowledge(store, incident_id: str, *, actor: Actor, notes: str | None = No
     return _transition(store, incident_id, actor=actor, permission=Permission.MANAGE_INCIDENTS, allowed=[OPEN],
                        refusal="only an open incident can be acknowledged (policy 3.1: open -> investigating)",
                        event=AuditEvent.INCIDENT_ACKNOWLEDGED, changes=changes,
-                       details=lambda i: dict(time_to_acknowledge_minutes=i.time_to_acknowledge_minutes))
+                       details=lambda i: {"time_to_acknowledge_minutes": i.time_to_acknowledge_minutes})
 
 
 def assign(store, incident_id: str, assignee: str, *, actor: Actor) -> Incident:
@@ -272,8 +279,8 @@ def assign(store, incident_id: str, assignee: str, *, actor: Actor) -> Incident:
     return _transition(store, incident_id, actor=actor, permission=Permission.MANAGE_INCIDENTS, allowed=LIVE,
                        refusal="only an open or investigating incident can be assigned",
                        event=AuditEvent.INCIDENT_ASSIGNED,
-                       changes=lambda i, now: dict(assigned_to=assignee.strip(), assigned_at=now),
-                       details=lambda i: dict(assigned_to=i.assigned_to))
+                       changes=lambda i, now: {"assigned_to": assignee.strip(), "assigned_at": now},
+                       details=lambda i: {"assigned_to": i.assigned_to})
 
 
 def add_action(store, incident_id: str, action: str, *, actor: Actor, notes: str | None = None) -> Incident:
@@ -282,9 +289,9 @@ def add_action(store, incident_id: str, action: str, *, actor: Actor, notes: str
         raise InvalidInput("action: say what was done")
     return _transition(store, incident_id, actor=actor, permission=Permission.MANAGE_INCIDENTS,
                        allowed=IncidentStatus, refusal="", event=AuditEvent.INCIDENT_ACTION_ADDED,
-                       changes=lambda i, now: dict(response_actions=[*i.response_actions, ResponseAction(
-                           action=action.strip(), taken_by=actor.user_id, taken_at=now, notes=notes)]),
-                       details=lambda i: dict(action=action.strip(), notes=notes))
+                       changes=lambda i, now: {"response_actions": [*i.response_actions, ResponseAction(
+                           action=action.strip(), taken_by=actor.user_id, taken_at=now, notes=notes)]},
+                       details=lambda i: {"action": action.strip(), "notes": notes})
 
 
 def _category(enum_type, value, field: str):
@@ -309,12 +316,12 @@ def resolve(store, incident_id: str, *, actor: Actor, root_cause_category: str, 
         store, incident_id, actor=actor, permission=Permission.MANAGE_INCIDENTS, allowed=[INVESTIGATING],
         refusal="only an investigating incident can be resolved (policy 3.1: acknowledge it first, then resolve)",
         event=AuditEvent.INCIDENT_RESOLVED,
-        changes=lambda i, now: dict(status=RESOLVED, resolved_by=actor.user_id, resolved_at=now,
-                                    root_cause_category=cause, root_cause=root_cause, resolution_category=resolution,
-                                    resolution_notes=notes.strip(),
-                                    time_to_resolve_minutes=_minutes(i.created_at, now)),
-        details=lambda i: dict(root_cause_category=str(cause), resolution_category=str(resolution),
-                               time_to_resolve_minutes=i.time_to_resolve_minutes))
+        changes=lambda i, now: {"status": RESOLVED, "resolved_by": actor.user_id, "resolved_at": now,
+                                "root_cause_category": cause, "root_cause": root_cause,
+                                "resolution_category": resolution, "resolution_notes": notes.strip(),
+                                "time_to_resolve_minutes": _minutes(i.created_at, now)},
+        details=lambda i: {"root_cause_category": str(cause), "resolution_category": str(resolution),
+                           "time_to_resolve_minutes": i.time_to_resolve_minutes})
 
 
 # -- accepting a risk (policy section 12) -------------------------------------------------
@@ -345,7 +352,7 @@ def request_accept_risk(store, incident_id: str, *, actor: Actor, rationale: str
             raise Conflict(f"incident {incident_id} already has a risk acceptance request by "
                            f"{incident.risk_acceptance.requested_by}; approve it instead")
         request = RiskAcceptance(rationale=rationale.strip(), days=days, requested_by=actor.user_id, requested_at=now)
-        updated = _write(store, incident, dict(risk_acceptance=request, updated_at=now))
+        updated = _write(store, incident, {"risk_acceptance": request, "updated_at": now})
         _audit(store, AuditEvent.INCIDENT_RISK_ACCEPTANCE_REQUESTED, actor, updated, rationale=request.rationale,
                days=days)
         if not incident.is_fairness and can(actor, approval_permission(incident)):
@@ -387,12 +394,12 @@ def _accept(store, incident: Incident, approver: Actor, now: datetime) -> Incide
     until = now + timedelta(days=request.days)
     suppressions = [store.suppressions.insert(s)
                     for s in accepted_risk_suppressions(incident, request, approver.user_id, now, until)]
-    approved = request.model_copy(update=dict(approved_by=approver.user_id, approved_at=now, until=until,
-                                              suppression_ids=[s.suppression_id for s in suppressions]))
-    updated = _write(store, incident, dict(
-        status=ACCEPTED_RISK, risk_acceptance=approved, resolved_by=approver.user_id, resolved_at=now,
-        resolution_category=ResolutionCategory.ACCEPTED_RISK, resolution_notes=request.rationale,
-        time_to_resolve_minutes=_minutes(incident.created_at, now), updated_at=now))
+    approved = request.model_copy(update={"approved_by": approver.user_id, "approved_at": now, "until": until,
+                                          "suppression_ids": [s.suppression_id for s in suppressions]})
+    updated = _write(store, incident, {
+        "status": ACCEPTED_RISK, "risk_acceptance": approved, "resolved_by": approver.user_id, "resolved_at": now,
+        "resolution_category": ResolutionCategory.ACCEPTED_RISK, "resolution_notes": request.rationale,
+        "time_to_resolve_minutes": _minutes(incident.created_at, now), "updated_at": now})
     _audit(store, AuditEvent.INCIDENT_RISK_ACCEPTED, approver, updated, requested_by=request.requested_by,
            approved_by=approver.user_id, until=until, suppression_ids=approved.suppression_ids)
     for suppression in suppressions:
@@ -444,16 +451,15 @@ def sla(incident: Incident, now: datetime | None = None) -> Sla:
     now = now or clock.now()
     closed = incident.resolved_at
     acknowledged = min(t for t in (incident.acknowledged_at, closed, now) if t is not None)
-    start = incident.escalated_at if incident.severity == Severity.CRITICAL and incident.escalated_at else \
-        incident.created_at
+    escalated = incident.severity == Severity.CRITICAL and incident.escalated_at is not None
+    start = incident.escalated_at if escalated else incident.created_at
+    # Acknowledging is not investigating: only later documented actions (or the close) count.
     responses = [a.taken_at for a in incident.response_actions if a.taken_at >= start and a.action != "acknowledged"]
     investigated = min(t for t in (*responses, closed, now) if t is not None)
-    ack_target = ACKNOWLEDGE_TARGET
-    inv_target = INVESTIGATE_TARGET.get(Severity(incident.severity), INVESTIGATE_TARGET[Severity.WARNING])
-    ack_elapsed, inv_elapsed = acknowledged - incident.created_at, investigated - start
-    return Sla(ack_target / timedelta(minutes=1), _minutes(incident.created_at, acknowledged),
-               ack_elapsed > ack_target, inv_target / timedelta(minutes=1), _minutes(start, investigated),
-               inv_elapsed > inv_target)
+    target = INVESTIGATE_TARGET[Severity(incident.severity)]
+    return Sla(ACKNOWLEDGE_TARGET / timedelta(minutes=1), _minutes(incident.created_at, acknowledged),
+               acknowledged - incident.created_at > ACKNOWLEDGE_TARGET, target / timedelta(minutes=1),
+               _minutes(start, investigated), investigated - start > target)
 
 
 # -- model freeze (policy 2.2) ------------------------------------------------------------
@@ -467,11 +473,10 @@ def _freeze_if_configured(store, model_id: str, incident_ids: list[str], breache
     incident = next(i for i in (store.incidents.get(x) for x in incident_ids)
                     if any(b.metric_name in i.metric_names for b in breaches))
     reason = f"CRITICAL fairness drift ({', '.join(b.metric_name for b in breaches)}); policy 2.2"
-    _set_frozen(store, model, dict(frozen=True, frozen_at=now, frozen_reason=reason,
-                                   frozen_by_incident=incident.incident_id, updated_at=now))
-    audit.record(store, AuditEvent.MODEL_FROZEN, actor, target={"model_id": model_id,
-                                                                 "incident_id": incident.incident_id},
-                 details={"reason": reason})
+    _set_frozen(store, model, {"frozen": True, "frozen_at": now, "frozen_reason": reason,
+                               "frozen_by_incident": incident.incident_id, "updated_at": now})
+    audit.record(store, AuditEvent.MODEL_FROZEN, actor,
+                 target={"model_id": model_id, "incident_id": incident.incident_id}, details={"reason": reason})
 
 
 def _set_frozen(store, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
@@ -490,8 +495,8 @@ def unfreeze(store, model_id: str, *, actor: Actor, reason: str) -> RegisteredMo
         model = store.models.get(model_id)
         if not model.frozen:
             raise Conflict(f"model {model_id} is not frozen")
-        updated = _set_frozen(store, model, dict(frozen=False, frozen_at=None, frozen_reason=None,
-                                                 frozen_by_incident=None, updated_at=now))
+        updated = _set_frozen(store, model, {"frozen": False, "frozen_at": None, "frozen_reason": None,
+                                             "frozen_by_incident": None, "updated_at": now})
         audit.record(store, AuditEvent.MODEL_UNFROZEN, actor,
                      target={"model_id": model_id, "incident_id": model.frozen_by_incident},
                      details={"reason": reason.strip(), "frozen_since": model.frozen_at})
