@@ -140,7 +140,7 @@ def _apply(store, record: MonitoringRecord, breaches: dict[str, TriggeredMetric]
     for incident in live:
         if incident.incident_id in routed:
             _record_occurrence(store, incident, routed[incident.incident_id], record, actor, now, escalation)
-        elif not incident.recovered:
+        elif not incident.recovered and not breaches.keys() & set(incident.metric_names):
             _record_recovery(store, incident, record, actor, now)
         else:
             continue
