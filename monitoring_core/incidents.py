@@ -470,8 +470,11 @@ def _freeze_if_configured(store, model_id: str, incident_ids: list[str], breache
     model = store.models.find(model_id)
     if model is None or model.frozen or not model.monitoring.freeze_on_critical_fairness:
         return
-    incident = next(i for i in (store.incidents.get(x) for x in incident_ids)
-                    if any(b.metric_name in i.metric_names for b in breaches))
+    # An accepted risk (policy 12) was a decision not to act: its breaches freeze nothing.
+    incident = next((i for i in (store.incidents.get(x) for x in incident_ids)
+                     if i.status in LIVE and any(b.metric_name in i.metric_names for b in breaches)), None)
+    if incident is None:
+        return
     reason = f"CRITICAL fairness drift ({', '.join(b.metric_name for b in breaches)}); policy 2.2"
     _set_frozen(store, model, {"frozen": True, "frozen_at": now, "frozen_reason": reason,
                                "frozen_by_incident": incident.incident_id, "updated_at": now})

@@ -451,7 +451,7 @@ def test_a_critical_fairness_incident_freezes_a_model_that_asks_for_it(store):
         apply(store, record(psi=0.31))  # CRITICAL, but not fairness
         assert not logger.is_frozen("loan")
         with clock.frozen(NOW):
-            psi_incident, incident_id = apply(store, record(NOW + timedelta(hours=1), psi=0.31, dp=0.12))
+            _, incident_id = apply(store, record(NOW + timedelta(hours=1), psi=0.31, dp=0.12))
         assert logger.is_frozen("loan")
     finally:
         logger.close()
@@ -465,6 +465,16 @@ def test_no_freeze_unless_configured(store):
     register(store, freeze=False)
     apply(store, record(dp=0.12))
     assert not incidents.is_frozen(store, "loan") and events(store, AuditEvent.MODEL_FROZEN) == []
+
+
+def test_an_accepted_critical_fairness_risk_does_not_freeze_again(store):
+    register(store, freeze=True)
+    [incident_id] = apply(store, record(dp=0.12))
+    incidents.request_accept_risk(store, incident_id, actor=OFFICER, rationale="known, mitigated by manual review")
+    incidents.approve_accept_risk(store, incident_id, actor=OFFICER_2)
+    incidents.unfreeze(store, "loan", actor=OFFICER_2, reason="risk accepted")
+    assert apply(store, record(NOW + timedelta(hours=1), dp=0.13)) == [incident_id]
+    assert not incidents.is_frozen(store, "loan")
 
 
 def test_only_a_compliance_officer_or_admin_lifts_a_freeze(store):
