@@ -338,6 +338,145 @@ def add_health_command(commands) -> None:
     check.add_argument("--json", action="store_true", help="one JSON object (durations in seconds)")
     check.set_defaults(run=cmd_health)
 
+# -- incidents and model freeze (issue 12.3) ---------------------------------------------
+
+
+def _acting(args) -> Actor:
+    # Incident commands act with a role (--role, default admin) so the role checks can be exercised.
+    return Actor(user_id=args.actor, role=getattr(args, "role", "admin"), system=args.actor == SYSTEM.user_id)
+
+
+def _incident_line(incident) -> str:
+    from .incidents import sla
+
+    timing = sla(incident)
+    late = [name for name, breached in (("ack", timing.acknowledge_breached),
+                                        ("investigate", timing.investigate_breached)) if breached]
+    return (f"{incident.incident_id}  {incident.model_id}  {incident.severity}  {incident.status}"
+            f"{' (recovered)' if incident.recovered else ''}  x{incident.occurrence_count}  "
+            f"{', '.join(incident.metric_names)}  assigned: {incident.assigned_to or '-'}"
+            + (f"  SLA breached: {', '.join(late)}" if late else ""))
+
+
+def _incident_json(incident) -> dict:
+    from .incidents import sla
+
+    return {**incident.model_dump(mode="json"), "sla": sla(incident).as_dict()}
+
+
+def cmd_incidents_list(args) -> int:
+    import json
+
+    found = _store().incidents.list(model_id=args.model_id, statuses=args.status)
+    if args.json:
+        print(json.dumps([_incident_json(i) for i in found]))
+    else:
+        print("\n".join(_incident_line(i) for i in found) or "no incidents")
+    return 0
+
+
+def cmd_incidents_show(args) -> int:
+    import json
+
+    print(json.dumps(_incident_json(_store().incidents.get(args.incident_id)), indent=2))
+    return 0
+
+
+def cmd_incidents_change(args) -> int:
+    from . import incidents
+
+    store, actor, target = _store(), _acting(args), args.incident_id
+    if args.change == "ack":
+        changed = incidents.acknowledge(store, target, actor=actor, notes=args.notes)
+    elif args.change == "assign":
+        changed = incidents.assign(store, target, args.assignee, actor=actor)
+    elif args.change == "note":
+        changed = incidents.add_action(store, target, args.action, actor=actor, notes=args.notes)
+    elif args.change == "resolve":
+        changed = incidents.resolve(store, target, actor=actor, root_cause_category=args.root_cause_category,
+                                    resolution_category=args.resolution_category, notes=args.notes,
+                                    root_cause=args.root_cause)
+    elif args.approve:
+        changed = incidents.approve_accept_risk(store, target, actor=actor)
+    else:
+        changed = incidents.request_accept_risk(store, target, actor=actor, rationale=args.rationale, days=args.days)
+    print(_incident_line(changed))
+    return 0
+
+
+def cmd_model_status(args) -> int:
+    model = _store().models.get(args.model_id)
+    print(f"{model.model_id}: " + (f"FROZEN since {model.frozen_at:%Y-%m-%d %H:%M} UTC by {model.frozen_by_incident} "
+                                   f"({model.frozen_reason}); route predictions to manual review"
+                                   if model.frozen else "serving normally (not frozen)"))
+    return 0
+
+
+def cmd_model_unfreeze(args) -> int:
+    from .incidents import unfreeze
+
+    unfreeze(_store(), args.model_id, actor=_acting(args), reason=args.reason)
+    print(f"{args.model_id}: freeze lifted")
+    return 0
+
+
+def _subcommands_of(commands, name: str, text: str):
+    """The ACTION group of command ``name``, joining the one another block registered first."""
+    parser = commands.choices.get(name) or commands.add_parser(name, help=text)
+    found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return found[0] if found else parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def _add_incident_commands(commands) -> None:
+    from .models.alerts import MAX_ACCEPTED_RISK
+    from .models.incidents import IncidentStatus, ResolutionCategory, RootCauseCategory
+
+    acting = argparse.ArgumentParser(add_help=False)
+    acting.add_argument("--actor", default=argparse.SUPPRESS, help="who acts (recorded in the audit log)")
+    acting.add_argument("--role", default=argparse.SUPPRESS, help="the actor's role (default admin)",
+                        choices=["admin", "ml_engineer", "compliance_officer", "auditor", "viewer"])
+    group = commands.add_parser("incidents", help="list and work incidents (policy section 3)")
+    sub = group.add_subparsers(dest="incidents_command", required=True, metavar="ACTION")
+    listing = sub.add_parser("list", help="incidents, newest first")
+    listing.add_argument("--model-id")
+    listing.add_argument("--status", nargs="+", choices=[s.value for s in IncidentStatus])
+    listing.add_argument("--json", action="store_true", help="one JSON array (metrics, affected groups, SLA)")
+    listing.set_defaults(run=cmd_incidents_list)
+    show = sub.add_parser("show", help="one incident as JSON")
+    show.add_argument("incident_id")
+    show.set_defaults(run=cmd_incidents_show)
+    actions = {"ack": "acknowledge: open -> investigating", "assign": "assign to a user",
+               "note": "record a response action", "resolve": "investigating -> resolved",
+               "accept-risk": "request (or --approve) accepting the risk (policy 12)"}
+    parsers = {}
+    for name, text in actions.items():
+        parsers[name] = sub.add_parser(name, help=text, parents=[acting])
+        parsers[name].add_argument("incident_id")
+        parsers[name].set_defaults(run=cmd_incidents_change, change=name)
+    parsers["ack"].add_argument("--notes")
+    parsers["assign"].add_argument("assignee")
+    parsers["note"].add_argument("action", help="what was done")
+    parsers["note"].add_argument("--notes")
+    resolutions = [c.value for c in ResolutionCategory if c != ResolutionCategory.ACCEPTED_RISK]
+    parsers["resolve"].add_argument("--root-cause-category", required=True,
+                                    choices=[c.value for c in RootCauseCategory])
+    parsers["resolve"].add_argument("--resolution-category", required=True, choices=resolutions)
+    parsers["resolve"].add_argument("--notes", required=True)
+    parsers["resolve"].add_argument("--root-cause")
+    risk = parsers["accept-risk"].add_mutually_exclusive_group(required=True)
+    risk.add_argument("--rationale", help="why the risk is accepted")
+    risk.add_argument("--approve", action="store_true", help="approve the pending request (not your own)")
+    parsers["accept-risk"].add_argument("--days", type=int, default=MAX_ACCEPTED_RISK.days)
+
+    model_sub = _subcommands_of(commands, "model", "register a model for monitoring, list models, its state")
+    status = model_sub.add_parser("status", help="frozen or serving (policy 2.2)")
+    status.add_argument("--model-id", required=True)
+    status.set_defaults(run=cmd_model_status)
+    lift = model_sub.add_parser("unfreeze", help="lift a freeze (compliance officer or admin)", parents=[acting])
+    lift.add_argument("--model-id", required=True)
+    lift.add_argument("--reason", required=True)
+    lift.set_defaults(run=cmd_model_unfreeze)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .demo import DEFAULT_SEED
@@ -371,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(commands)
     add_model_commands(commands)
     add_health_command(commands)
+    _add_incident_commands(commands)
     return parser
 
 

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         return AlertContacts(slack_webhook_url=own.slack_webhook_url or self.slack_webhook_url,
                              recipients={**self.alert_recipients, **own.recipients})
 
+    # Escalation (policy 3.2): who a CRITICAL incident is assigned to
+    escalation_fairness_owner: str = Field("compliance-officer", min_length=1,
+                                           description="user id of the compliance officer (CRITICAL fairness)")
+    escalation_ml_owner: str = Field("ml-lead", min_length=1,
+                                     description="user id of the ML lead (CRITICAL data, model, explanation)")
+
     @field_validator("mongodb_uri")
     @classmethod
     def _mongodb_scheme(cls, uri: SecretStr | None) -> SecretStr | None:

@@ -170,6 +170,13 @@ class PredictionLogger:
                 self._lock.notify_all()
         return True
 
+    def is_frozen(self, model_id: str) -> bool:
+        """Whether the model is frozen after a CRITICAL fairness incident (policy 2.2): serving
+        should then route its predictions to manual review (policy 3.3). Reads the store."""
+        from ..incidents import is_frozen
+
+        return is_frozen(self.store, model_id)
+
     @property
     def stats(self) -> LoggerStats:
         with self._lock:

@@ -38,6 +38,12 @@ class AuditEvent(enum.StrEnum):
     RETENTION_PURGE = "retention_purge"
     DEMO_SEEDED = "demo_seeded"
     AUDIT_EXPORTED = "audit_exported"
+    INCIDENT_ASSIGNED = "incident_assigned"
+    INCIDENT_ACTION_ADDED = "incident_action_added"
+    INCIDENT_RISK_ACCEPTANCE_REQUESTED = "incident_risk_acceptance_requested"
+    INCIDENT_RISK_ACCEPTED = "incident_risk_accepted"
+    MODEL_FROZEN = "model_frozen"
+    MODEL_UNFROZEN = "model_unfrozen"
 
 
 class AuditActor(BaseModel):

@@ -214,6 +214,8 @@ class MonitoringConfig(BaseModel):
     intersections: list[list[str]] = Field(default_factory=list, description=(
         "combinations of protected attributes judged as one more attribute, e.g. [['gender', 'race']]"))
     thresholds: dict[RiskLevel, ThresholdSet] = Field(default_factory=dict, validate_default=True)
+    # Policy 2.2 (optional per model): a CRITICAL fairness incident freezes the model.
+    freeze_on_critical_fairness: bool = False
 
     @field_validator("thresholds", mode="before")
     @classmethod
