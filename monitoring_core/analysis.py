@@ -214,8 +214,8 @@ def _analysis_lease(store, model_id: str, actor: Actor) -> Iterator[None]:
     yield
 
 
-def _columns(store, model_id: str, baseline: DriftSnapshot, model: RegisteredModel) -> list[str]:
-    """What the metrics read, plus the probability columns of classes the baseline lacks
+def columns_to_read(store, model_id: str, baseline: DriftSnapshot, model: RegisteredModel) -> list[str]:
+    """The window columns a run reads: what the metrics read, plus the probability columns of classes the baseline lacks
     (their scores count in the output entropy)."""
     logged = store.predictions.columns(model_id)
     extra = [c for c in logged if c.startswith(col.PROBABILITY_PREFIX)]
@@ -230,7 +230,7 @@ def _analyse(store, model: RegisteredModel, window: Window, baseline: DriftSnaps
     if skip is not None:
         return _skipped(model.model_id, window, baseline, count, *skip)
     frame = store.predictions.window(model.model_id, window.start, window.end,
-                                     _columns(store, model.model_id, baseline, model))
+                                     columns_to_read(store, model.model_id, baseline, model))
     report(_COMPUTE, f"compute: {len(frame):,} predictions")
     return compute_metrics(frame, baseline, config, period_start=window.start, period_end=window.end,
                            model_id=model.model_id)
