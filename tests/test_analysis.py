@@ -4,14 +4,19 @@ all or nothing under injected failures, the lease, bad input and the ``analyze``
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitoring_core import analysis, audit, baselines
+from monitoring_core import analysis, audit, baselines, clock, leases
 from monitoring_core.analysis import Trigger, Window, run_analysis
-from monitoring_core.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
+from monitoring_core.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from monitoring_core.models import columns as col
 from monitoring_core.models.audit import AuditEvent
 from monitoring_core.models.common import SYSTEM, Actor
@@ -254,6 +259,101 @@ def test_a_failure_at_any_write_leaves_nothing_half_written(store, monkeypatch, 
     assert store.records.list(MODEL) == records
     assert store.incidents.list(MODEL) == incidents
     assert store.audit.tip() == tip and audit.verify(store).valid
+
+
+# -- one run per model at a time ----------------------------------------------------------------
+
+def blocking_compute(monkeypatch, started, release):
+    """compute_metrics that signals it has started (the lease is held) and waits to be let go."""
+    real = analysis.compute_metrics
+
+    def compute(*args, **kwargs):
+        started.set()
+        assert release.wait(60), "the test never let the run finish"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "compute_metrics", compute)
+
+
+def test_a_second_run_of_the_same_model_gets_conflict_naming_the_first(store, monkeypatch):
+    register(store)
+    register(store, "other")
+    log(store)
+    log(store, model_id="other")
+    started, release = threading.Event(), threading.Event()
+    blocking_compute(monkeypatch, started, release)
+    at = NOW + timedelta(days=1, hours=10, minutes=2) - timedelta(hours=NOW.hour)
+    outcome = {}
+    with clock.frozen(at), ThreadPoolExecutor(1) as pool:
+        first = pool.submit(run_analysis, store, MODEL, WINDOW, trigger="manual", actor=ALICE)
+        assert started.wait(60)
+        with pytest.raises(Conflict, match=re.escape(f"an analysis of loan started by alice at 10:02 UTC is in progress")):
+            run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
+        release.set()  # another model is not blocked; the first run then finishes
+        outcome["other"] = run_analysis(store, "other", WINDOW, trigger="scheduled", actor=SYSTEM)
+        outcome["first"] = first.result(60)
+    assert outcome["first"].status == outcome["other"].status == "completed"
+    assert [r.record_id for r in store.records.list(MODEL)] == [outcome["first"].record_id]
+    assert run_analysis(store, MODEL, WINDOW, trigger="manual", actor=ALICE).status == "completed"  # released
+
+
+def _run_in_child(path, started, release, done):
+    """A second process: an analysis of MODEL that holds the lease until ``release``."""
+    from monitoring_core.storage.sqlite import SqliteStore
+
+    store = SqliteStore(path)
+    real = analysis.compute_metrics
+
+    def compute(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    analysis.compute_metrics = compute
+    done.put(run_analysis(store, MODEL, WINDOW, trigger="cli", actor=ALICE).record_id)
+    store.close()
+
+
+def test_two_processes_one_run_at_a_time_on_the_embedded_store(tmp_path):
+    from monitoring_core.storage.sqlite import SqliteStore
+
+    path = tmp_path / "fairwatch.db"
+    store = SqliteStore(path)
+    store.ensure_schema()
+    register(store)
+    log(store)
+    context = multiprocessing.get_context("spawn")
+    started, release, done = context.Event(), context.Event(), context.Queue()
+    child = context.Process(target=_run_in_child, args=(path, started, release, done))
+    child.start()
+    try:
+        assert started.wait(120), "the child process never started its run"
+        with pytest.raises(Conflict, match="an analysis of loan started by alice at .* UTC is in progress"):
+            run_analysis(store, MODEL, WINDOW, trigger="manual", actor=ALICE)
+    finally:
+        release.set()
+        record_id = done.get(timeout=120)
+        child.join(60)
+    assert child.exitcode == 0 and [r.record_id for r in store.records.list(MODEL)] == [record_id]
+    store.close()
+
+
+def test_the_expired_lease_of_a_dead_holder_lets_the_next_run_go(store):
+    register(store)
+    log(store)
+    crashed = datetime.now(UTC)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # What a killed process leaves behind: its lease, never released or renewed.
+    store.leases.acquire(leases.analysis_key(MODEL), "dead-owner", leases.ANALYSIS_TTL,
+                         leases.LeaseHolder(started_by="bob", pid=dead.pid), crashed)
+    with clock.frozen(crashed + timedelta(minutes=1)):
+        with pytest.raises(Conflict, match="started by bob"):
+            run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
+    assert store.records.list(MODEL) == []
+    with clock.frozen(crashed + leases.ANALYSIS_TTL + timedelta(seconds=1)):
+        record = run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
+    assert record.status == "completed" and store.records.list(MODEL) == [record]
 
 
 # -- the command line --------------------------------------------------------------------------
