@@ -5,8 +5,9 @@ monitoring_core analyze`` call. A run
 
 1. checks the actor may trigger an analysis (the scheduler acts as
    :data:`~monitoring_core.models.common.SYSTEM`) and that the model is registered;
-2. takes the model's analysis lease, so one run per model is in progress at a time across
-   threads and processes (a crashed holder's lease expires after :data:`LEASE_TTL`);
+2. takes the model's analysis lease (:func:`monitoring_core.leases.analysis`), so one run
+   per model is in progress at a time across threads, processes and hosts; a crashed
+   holder's lease expires after ``leases.ANALYSIS_TTL``;
 3. reads only the columns the metrics need, loads the active baseline and computes every
    metric (:func:`~monitoring_core.metrics.compute_metrics`);
 4. writes one ``monitoring_records`` document, opens or updates the incidents of its
@@ -41,7 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import audit, auth, clock
+from . import audit, auth, clock, leases
 from .errors import InvalidInput, NotFound
 from .metrics import ANALYZER_VERSION, compute_metrics, required_columns
 from .models import columns as col
@@ -52,10 +53,6 @@ from .models.incidents import IncidentStatus
 from .models.record import AnalysisPeriod, MonitoringRecord, Reason, RunStatus, unjudged_metrics
 from .models.registry import RegisteredModel
 from .storage.driver import Cond, Driver
-
-#: A crashed run's lease lets the next run go after this long (policy: a run may take 10 min).
-LEASE_TTL = timedelta(minutes=15)
-LEASE_RENEW_EVERY = timedelta(minutes=5)
 
 Progress = Callable[[float, str], None]
 # Where each phase starts on the progress scale (read, compute, write).
@@ -171,13 +168,14 @@ def run_analysis(store, model_id: str, window: Window, *, trigger: Trigger | str
     model = store.models.get(model_id)
     _check_has_ended(window, clock.now())
     report = progress or (lambda fraction, message: None)
-    with _analysis_lease(store, model_id, actor):
+    with leases.analysis(store, model_id, started_by=actor.user_id, note=f"{trigger} analysis of {window}") as lease:
         started = time.perf_counter()
         baseline = _baseline(store, model_id, baseline_id)
         report(_READ, "read")
         record = _analyse(store, model, window, baseline, report)
         record = record.model_copy(update={"execution_time_ms": (time.perf_counter() - started) * 1000.0})
         report(_WRITE, "write")
+        lease.check()  # a run whose lease was taken over must not write over the new holder's
         record = _commit(store, record, actor, trigger)
         report(1.0, f"write: done, {record.status}")
     return record
@@ -206,12 +204,6 @@ def _baseline(store, model_id: str, baseline_id: str | None) -> DriftSnapshot | 
     if baseline.model_id != model_id:
         raise InvalidInput(f"baseline {baseline_id!r} belongs to model {baseline.model_id!r}, not to {model_id!r}")
     return baseline
-
-
-@contextlib.contextmanager
-def _analysis_lease(store, model_id: str, actor: Actor) -> Iterator[None]:
-    """Seam: the model's analysis lease (``monitoring_core.leases``, branch wt-leases)."""
-    yield
 
 
 def columns_to_read(store, model_id: str, baseline: DriftSnapshot, model: RegisteredModel) -> list[str]:
