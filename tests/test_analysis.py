@@ -49,12 +49,12 @@ SCHEMA_FIELDS = [
 def register(store, model_id: str = MODEL, *, baseline: bool = True) -> None:
     store.models.upsert(RegisteredModel(model_id=model_id, monitoring=CONFIG))
     if baseline:
-        reference = prediction_frame(3000, model_id=model_id, seed=1)
+        reference = prediction_frame(1000, model_id=model_id, seed=1)
         baselines.create_baseline(store, reference, model_id=model_id, model_version="2.3.0", config=CONFIG,
                                   actor=SYSTEM)
 
 
-def log(store, rows: int = 1500, *, model_id: str = MODEL, drift: bool = False, start_id: int = 10_000):
+def log(store, rows: int = 600, *, model_id: str = MODEL, drift: bool = False, start_id: int = 10_000):
     frame = prediction_frame(rows, model_id=model_id, seed=2, start_id=start_id)
     if drift:  # incomes far above the baseline's: PSI, KL and Wasserstein go CRITICAL
         frame[col.feature("income")] += 20_000
@@ -86,7 +86,7 @@ def test_a_run_stores_one_record_with_every_schema_field_and_audits_it(store):
     for path in SCHEMA_FIELDS:
         value_at(doc, path)
     assert record.status == "completed" and record.reason is None
-    assert record.sample_count == 1500 and record.baseline_snapshot_id == store.baselines.active(MODEL).snapshot_id
+    assert record.sample_count == 600 and record.baseline_snapshot_id == store.baselines.active(MODEL).snapshot_id
     assert (record.analysis_period.start, record.analysis_period.end) == (WINDOW.start, WINDOW.end)
     assert record.analyzer_version and record.execution_time_ms > 0
     assert set(record.category_scores) <= {"data", "fairness", "model", "explanation"} and record.category_scores
@@ -94,13 +94,13 @@ def test_a_run_stores_one_record_with_every_schema_field_and_audits_it(store):
     [entry] = audit_entries(store)
     assert entry.actor.user_id == "alice" and entry.target.record_id == record.record_id
     assert entry.details["trigger"] == "manual" and entry.details["status"] == "completed"
-    assert entry.details["max_severity"] == record.max_severity and entry.details["sample_count"] == 1500
+    assert entry.details["max_severity"] == record.max_severity and entry.details["sample_count"] == 600
     assert audit.verify(store).valid
 
 
 def test_a_run_reads_only_the_columns_the_metrics_need(store, monkeypatch):
     register(store)
-    frame = prediction_frame(1500, model_id=MODEL, seed=2, start_id=10_000)
+    frame = prediction_frame(600, model_id=MODEL, seed=2, start_id=10_000)
     frame[col.USER_ID] = "someone"
     store.predictions.insert_frame(frame)
     read = []
@@ -133,7 +133,7 @@ def test_progress_reports_the_phases_in_order(store):
 # -- runs that judge nothing -------------------------------------------------------------------
 
 @pytest.mark.parametrize("case, rows, expected", [
-    ("no baseline", 1500, "has no active baseline"),
+    ("no baseline", 600, "has no active baseline"),
     ("empty window", 0, "no predictions of 'loan' in"),
     ("tiny window", 40, "40 predictions of 'loan' in"),
 ])
@@ -153,7 +153,7 @@ def test_a_run_that_cannot_judge_stores_a_skipped_record_saying_why(store, monke
 
 def test_labels_outside_the_models_classes_are_counted_not_a_crash(store):
     register(store)
-    frame = prediction_frame(1500, model_id=MODEL, seed=2, start_id=10_000)
+    frame = prediction_frame(600, model_id=MODEL, seed=2, start_id=10_000)
     frame.loc[:99, col.PREDICTED_CLASS] = "maybe"
     frame.loc[100:149, col.GROUND_TRUTH] = "unknown"
     store.predictions.insert_frame(frame)
