@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(5 * 365, gt=0)
     retention_alert_days: int = Field(365, gt=0, description="CRITICAL alerts are kept indefinitely")
 
+    # Escalation (policy 3.2): who a CRITICAL incident is assigned to
+    escalation_fairness_owner: str = Field("compliance-officer", min_length=1,
+                                           description="user id of the compliance officer (CRITICAL fairness)")
+    escalation_ml_owner: str = Field("ml-lead", min_length=1,
+                                     description="user id of the ML lead (CRITICAL data, model, explanation)")
+
     @field_validator("mongodb_uri")
     @classmethod
     def _mongodb_scheme(cls, uri: SecretStr | None) -> SecretStr | None:

@@ -36,6 +36,12 @@ class AuditEvent(enum.StrEnum):
     MODEL_UPDATED = "model_updated"
     RETENTION_PURGE = "retention_purge"
     DEMO_SEEDED = "demo_seeded"
+    INCIDENT_ASSIGNED = "incident_assigned"
+    INCIDENT_ACTION_ADDED = "incident_action_added"
+    INCIDENT_RISK_ACCEPTANCE_REQUESTED = "incident_risk_acceptance_requested"
+    INCIDENT_RISK_ACCEPTED = "incident_risk_accepted"
+    MODEL_FROZEN = "model_frozen"
+    MODEL_UNFROZEN = "model_unfrozen"
 
 
 class AuditActor(BaseModel):

@@ -57,6 +57,7 @@ class TriggeredMetric(Part):
     attribute: str | None = None
     ci_low: float | None = None
     ci_high: float | None = None
+    last_seen_at: UtcDatetime | None = Field(default=None, description="run time of the latest record at this level")
 
 
 class ResponseAction(Part):
@@ -64,6 +65,20 @@ class ResponseAction(Part):
     taken_by: str = Field(min_length=1)
     taken_at: UtcDatetime = Field(default_factory=now)
     notes: str | None = None
+
+
+class RiskAcceptance(Part):
+    """Policy section 12: a documented exception. ``approved_by`` is empty while a request
+    for a fairness incident waits for a compliance officer."""
+
+    rationale: str = Field(min_length=1)
+    days: int = Field(gt=0)
+    requested_by: str = Field(min_length=1)
+    requested_at: UtcDatetime
+    approved_by: str | None = None
+    approved_at: UtcDatetime | None = None
+    until: UtcDatetime | None = Field(default=None, description="end of the alert suppression, once approved")
+    suppression_ids: list[str] = Field(default_factory=list)
 
 
 class Incident(Document):
@@ -91,11 +106,30 @@ class Incident(Document):
     acknowledged_at: UtcDatetime | None = None
     time_to_acknowledge_minutes: float | None = None
     time_to_resolve_minutes: float | None = None
+    # Deduplication across runs: one incident per model and metric while it is live.
+    record_ids: list[str] = Field(default_factory=list, description="every record applied to this incident")
+    occurrence_count: int = Field(default=1, ge=0, description="runs in which its metrics breached")
+    first_seen_at: UtcDatetime | None = None
+    last_seen_at: UtcDatetime | None = None
+    recovered: bool = Field(default=False, description="its metrics were back to normal in the latest run")
+    recovered_at: UtcDatetime | None = None
+    escalated_at: UtcDatetime | None = Field(default=None, description="when a run raised it WARNING -> CRITICAL")
+    acknowledged_by: str | None = None
+    risk_acceptance: RiskAcceptance | None = None
 
     @model_validator(mode="after")
     def _schema_rules(self) -> Incident:
         if self.severity == Severity.CRITICAL and not self.assigned_to:
             raise ValueError("assigned_to: a CRITICAL incident must have assigned_to")
-        if any(is_fairness_metric(m.metric_name) for m in self.metrics_triggered) and not self.affected_groups:
+        if self.is_fairness and not self.affected_groups:
             raise ValueError("affected_groups: a fairness incident must list affected_groups")
         return self
+
+    @property
+    def is_fairness(self) -> bool:
+        """Whether it names a fairness metric (policy 12: risk acceptance needs a compliance officer)."""
+        return any(is_fairness_metric(m.metric_name) for m in self.metrics_triggered)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.metric_name for m in self.metrics_triggered]

@@ -22,3 +22,9 @@ class RegisteredModel(Document):
     monitoring: MonitoringConfig
     created_at: UtcDatetime = Field(default_factory=now)
     updated_at: UtcDatetime | None = None
+    # Policy 2.2: a CRITICAL fairness incident may freeze the model (serving routes its
+    # predictions to manual review); only a compliance officer or admin lifts it.
+    frozen: bool = False
+    frozen_at: UtcDatetime | None = None
+    frozen_reason: str | None = None
+    frozen_by_incident: str | None = None

@@ -202,6 +202,8 @@ class MonitoringConfig(BaseModel):
     confidence_level: float = Field(default=0.95, gt=0, lt=1)
     min_hourly_chunk: int = Field(default=30, ge=1)
     thresholds: dict[RiskLevel, ThresholdSet] = Field(default_factory=dict, validate_default=True)
+    # Policy 2.2 (optional per model): a CRITICAL fairness incident freezes the model.
+    freeze_on_critical_fairness: bool = False
 
     @field_validator("thresholds", mode="before")
     @classmethod

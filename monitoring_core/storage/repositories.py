@@ -266,7 +266,8 @@ class Incidents(DocumentRepository[Incident]):
     collection = Collection(
         "incidents", Incident, "incident_id",
         fields=(Field("model_id"), Field("severity"), Field("status"), Field("assigned_to"),
-                Field("created_at", "time"), Field("metrics_triggered.metric_name", "tags")),
+                Field("created_at", "time"), Field("metrics_triggered.metric_name", "tags"),
+                Field("record_ids", "tags")),
         indexes=(
             Index((("status", ASC), ("severity", ASC), ("created_at", DESC))),
             Index((("model_id", ASC), ("created_at", DESC))),
@@ -285,6 +286,11 @@ class Incidents(DocumentRepository[Incident]):
         return self._first(Cond("model_id", "==", model_id), Cond("metrics_triggered.metric_name", "has", metric_name),
                            *is_in("status", [IncidentStatus.OPEN, IncidentStatus.INVESTIGATING]),
                            order=newest("created_at"))
+
+    def linked_to(self, model_id: str, record_id: str) -> list[Incident]:
+        """Incidents of the model that a monitoring record was already applied to."""
+        return self._select(Cond("model_id", "==", model_id), Cond("record_ids", "has", record_id),
+                            order=newest("created_at"))
 
 
 class Alerts(DocumentRepository[Alert]):
@@ -424,7 +430,7 @@ class AuditLog(Repository[AuditEntry]):
             after = rows[-1].id
 
 
-class Models(Repository[RegisteredModel]):
+class Models(DocumentRepository[RegisteredModel]):
     """The model registry: risk level, positive class and monitoring settings per model."""
 
     collection = Collection("models", RegisteredModel, "model_id")
