@@ -18,18 +18,21 @@ A run with no active baseline, no predictions in the window or fewer than the mo
 
 All or nothing
 --------------
-The writes of step 4 go incidents, then record, then audit entry: the audit log is
-append-only (an entry cannot be taken back without breaking the hash chain), so it is
-written last.
+The writes of step 4 go incidents (with their own audit entries and a model freeze where
+configured), then the record, then the ``analysis_run`` entry: the audit log is
+append-only, so the run's own entry comes last.
 
-- Embedded SQLite: the three writes are one transaction (``store.transaction()``); a
-  failure or a crash at any point leaves none of them.
+- Embedded SQLite: all of it is one transaction (``store.transaction()``); a failure or a
+  crash at any point leaves nothing of the run.
 - MongoDB: multi-document transactions need a replica set and the driver does not use
-  sessions, so the writes run in sequence, each atomic, and a failure undoes what the run
-  wrote before it: the record is deleted and every incident the run opened is deleted or
-  the one it updated restored (each incident change carries the record id, so it is also
-  recognisable). Only a process killed between two writes can leave the run's incident
-  changes without its record, or its record without its audit entry.
+  sessions, so each write is atomic on its own, and a run that fails takes back what it
+  wrote: its record is deleted, an incident it opened is deleted, one it updated is
+  restored as it was (the incidents a record touched are found by the record id they
+  carry: ``incidents.linked_to``), a freeze it set is lifted, and an ``analysis_failed``
+  entry names what was undone, since the entries of those incident changes stay in the
+  append-only log. No ``analysis_run`` entry and no record exist for a failed run. Only a
+  process killed between two writes can leave incident changes that carry the id of a
+  record that was never written; the next run of the model updates those incidents.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import audit, auth, clock, leases
-from .errors import InvalidInput, NotFound
+from .errors import FairwatchError, InvalidInput, NotFound
+from .incidents import apply_record
 from .metrics import ANALYZER_VERSION, compute_metrics, required_columns
 from .models import columns as col
 from .models.audit import AuditEvent
 from .models.baseline import DriftSnapshot
 from .models.common import Actor, Severity, to_utc_ms
-from .models.incidents import IncidentStatus
+from .models.incidents import Incident, IncidentStatus
 from .models.record import AnalysisPeriod, MonitoringRecord, Reason, RunStatus, unjudged_metrics
 from .models.registry import RegisteredModel
 from .storage.driver import Cond, Driver
@@ -176,7 +180,7 @@ def run_analysis(store, model_id: str, window: Window, *, trigger: Trigger | str
         record = record.model_copy(update={"execution_time_ms": (time.perf_counter() - started) * 1000.0})
         report(_WRITE, "write")
         lease.check()  # a run whose lease was taken over must not write over the new holder's
-        record = _commit(store, record, actor, trigger)
+        record = _commit(store, record, model, actor, trigger)
         report(1.0, f"write: done, {record.status}")
     return record
 
@@ -252,22 +256,17 @@ def _skipped(model_id: str, window: Window, baseline: DriftSnapshot | None, coun
 
 # -- writing: all or nothing ---------------------------------------------------------------
 
-def _commit(store, record: MonitoringRecord, actor: Actor, trigger: Trigger) -> MonitoringRecord:
-    with _undone_on_failure(store, record), store.transaction():
+def _commit(store, record: MonitoringRecord, model: RegisteredModel, actor: Actor,
+            trigger: Trigger) -> MonitoringRecord:
+    with _undone_on_failure(store, record, model, actor), store.transaction():
         if record.status is RunStatus.COMPLETED:
-            record = record.model_copy(update={"incident_ids": _apply_incidents(store, record, actor)})
+            record = record.model_copy(update={
+                "incident_ids": apply_record(store, record, actor=actor, now=record.timestamp)})
         store.records.insert(record)
         audit.record(store, AuditEvent.ANALYSIS_RUN, actor,
                      target={"model_id": record.model_id, "record_id": record.record_id},
                      details=_outcome(record, trigger))
     return record
-
-
-def _apply_incidents(store, record: MonitoringRecord, actor: Actor) -> list[str]:
-    """Seam: open or update the incidents of the record's breaches (``monitoring_core.incidents``)."""
-    from .incidents import apply_record
-
-    return apply_record(store, record, actor=actor, now=record.timestamp)
 
 
 def _outcome(record: MonitoringRecord, trigger: Trigger) -> dict:
@@ -286,22 +285,42 @@ def _has_transactions(store) -> bool:
 
 
 @contextlib.contextmanager
-def _undone_on_failure(store, record: MonitoringRecord) -> Iterator[None]:
-    """On a store without transactions, take back what a failed run wrote: its record, the
-    incidents it opened, the changes it made to open ones."""
+def _undone_on_failure(store, record: MonitoringRecord, model: RegisteredModel, actor: Actor) -> Iterator[None]:
+    """On a store without transactions, take back what a failed run wrote (see the module
+    docstring); if that fails too, the first failure is raised with a note saying so."""
     if _has_transactions(store):
         yield
         return
-    active = [IncidentStatus.OPEN, IncidentStatus.INVESTIGATING]
-    before = {i.incident_id: i for i in store.incidents.list(record.model_id, statuses=active)}
+    routable = [IncidentStatus.OPEN, IncidentStatus.INVESTIGATING, IncidentStatus.ACCEPTED_RISK]
+    before = {i.incident_id: i for i in store.incidents.list(record.model_id, statuses=routable)}
     try:
         yield
-    except BaseException:
-        store.driver.delete(store.records.collection, [Cond("record_id", "==", record.record_id)])
-        for incident in store.incidents.list(record.model_id, since=record.timestamp):
-            if incident.incident_id not in before and incident.monitoring_record_id == record.record_id:
-                store.driver.delete(store.incidents.collection, [Cond("incident_id", "==", incident.incident_id)])
-        for incident_id, previous in before.items():
-            if store.incidents.get(incident_id) != previous:
-                store.incidents.update(incident_id, previous.model_dump())
+    except BaseException as failure:
+        try:
+            _undo(store, record, model, before, actor, failure)
+        except FairwatchError as also:
+            failure.add_note(f"Undoing the run's writes failed as well ({also}): incidents linked to record "
+                             f"{record.record_id} may show a run that has no record; the next run updates them.")
         raise
+
+
+def _undo(store, record: MonitoringRecord, model: RegisteredModel, before: dict[str, Incident], actor: Actor,
+          failure: BaseException) -> None:
+    store.driver.delete(store.records.collection, [Cond("record_id", "==", record.record_id)])
+    deleted, restored = [], []
+    for incident in store.incidents.linked_to(record.model_id, record.record_id):
+        if incident.incident_id in before:
+            store.incidents.update(incident.incident_id, before[incident.incident_id].model_dump())
+            restored.append(incident.incident_id)
+        else:
+            store.driver.delete(store.incidents.collection, [Cond("incident_id", "==", incident.incident_id)])
+            deleted.append(incident.incident_id)
+    unfrozen = store.models.get(model.model_id).frozen != model.frozen
+    if unfrozen:
+        store.models.update(model.model_id, model.model_dump())
+    if deleted or restored or unfrozen:
+        # Their audit entries stay (the log is append-only); this one says they were undone.
+        audit.record(store, AuditEvent.ANALYSIS_FAILED, actor,
+                     target={"model_id": record.model_id, "record_id": record.record_id},
+                     details={"error": f"{type(failure).__name__}: {failure}", "incidents_deleted": deleted,
+                              "incidents_restored": restored, "freeze_undone": unfrozen})

@@ -141,7 +141,7 @@ def test_a_run_that_cannot_judge_stores_a_skipped_record_saying_why(store, monke
     register(store, baseline=case != "no baseline")
     if rows:
         log(store, rows)
-    monkeypatch.setattr(analysis, "_apply_incidents", lambda *a, **k: pytest.fail("no incidents for a skipped run"))
+    monkeypatch.setattr(analysis, "apply_record", lambda *a, **k: pytest.fail("no incidents for a skipped run"))
     record = run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
     assert record.status == "skipped" and expected in record.reason
     assert record.sample_count == rows and record.max_severity == "INFO" and record.incident_ids == []
@@ -228,37 +228,67 @@ def boom(*args, **kwargs):
 
 
 def crash_after_incidents(store, monkeypatch):
-    real = analysis._apply_incidents
+    real = analysis.apply_record
 
     def apply_then_crash(*args, **kwargs):
         assert real(*args, **kwargs), "the run should have opened or updated an incident before crashing"
         boom()
 
-    monkeypatch.setattr(analysis, "_apply_incidents", apply_then_crash)
+    monkeypatch.setattr(analysis, "apply_record", apply_then_crash)
 
 
 def crash_in_record_insert(store, monkeypatch):
     monkeypatch.setattr(store.records, "insert", boom)
 
 
-def crash_in_audit_append(store, monkeypatch):
-    monkeypatch.setattr(store.audit, "append", boom)
+def crash_in_analysis_run_entry(store, monkeypatch):
+    real = store.audit.append
+    monkeypatch.setattr(store.audit, "append", lambda entry, seal: boom() if entry.event_type == AuditEvent.ANALYSIS_RUN
+                        else real(entry, seal))
 
 
-@pytest.mark.parametrize("crash", [crash_after_incidents, crash_in_record_insert, crash_in_audit_append])
+@pytest.mark.parametrize("crash", [crash_after_incidents, crash_in_record_insert, crash_in_analysis_run_entry])
 @pytest.mark.parametrize("first_run", [False, True], ids=["opening", "updating"])
-def test_a_failure_at_any_write_leaves_nothing_half_written(store, monkeypatch, crash, first_run):
+def test_a_failure_at_any_write_leaves_nothing_half_written(store, backend, monkeypatch, crash, first_run):
     register(store)
     log(store, drift=True)
     if first_run:  # an earlier breaching run: the failing one updates its open incidents
         run_analysis(store, MODEL, WINDOW, trigger="manual", actor=ALICE)
     records, incidents, tip = store.records.list(MODEL), store.incidents.list(MODEL), store.audit.tip()
+    model = store.models.get(MODEL)
     crash(store, monkeypatch)
     with pytest.raises(StoreUnavailable, match="injected failure"):
         run_analysis(store, MODEL, WINDOW, trigger="manual", actor=ALICE)
     assert store.records.list(MODEL) == records
-    assert store.incidents.list(MODEL) == incidents
-    assert store.audit.tip() == tip and audit.verify(store).valid
+    assert store.incidents.list(MODEL) == incidents and store.models.get(MODEL) == model
+    added = [e for e in store.audit.list() if e.seq > tip.seq]
+    if backend == "embedded":  # one transaction: not even the incidents' entries
+        assert added == []
+    else:  # the incidents' entries stay in the append-only log, followed by what was undone
+        assert AuditEvent.ANALYSIS_RUN not in {e.event_type for e in added}
+        failed, *changes = added  # newest first
+        assert failed.event_type == AuditEvent.ANALYSIS_FAILED and "injected failure" in failed.details["error"]
+        undone = {*failed.details["incidents_deleted"], *failed.details["incidents_restored"]}
+        assert {e.target.incident_id for e in changes} == undone and undone
+        assert {i.incident_id for i in incidents} >= set(failed.details["incidents_restored"])
+    assert audit.verify(store).valid
+
+
+def test_a_failed_runs_writes_are_taken_back_with_the_freeze_it_set(store, backend, monkeypatch):
+    """A model that freezes on CRITICAL fairness: a run that fails after the freeze lifts it."""
+    store.models.upsert(RegisteredModel(model_id=MODEL, monitoring=CONFIG.model_copy(
+        update={"freeze_on_critical_fairness": True})))
+    baselines.create_baseline(store, prediction_frame(1000, model_id=MODEL, seed=1), model_id=MODEL,
+                              model_version="2.3.0", config=CONFIG, actor=SYSTEM)
+    frame = prediction_frame(600, model_id=MODEL, seed=2, start_id=10_000)
+    women = frame[col.protected("gender")] == "female"
+    frame.loc[women, col.PREDICTED_CLASS] = "reject"  # no woman approved: CRITICAL demographic parity
+    store.predictions.insert_frame(frame)
+    crash_in_record_insert(store, monkeypatch)
+    with pytest.raises(StoreUnavailable, match="injected failure"):
+        run_analysis(store, MODEL, WINDOW, trigger="manual", actor=ALICE)
+    assert store.models.get(MODEL).frozen is False and store.incidents.list(MODEL) == []
+    assert store.records.list(MODEL) == []
 
 
 # -- one run per model at a time ----------------------------------------------------------------

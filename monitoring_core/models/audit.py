@@ -36,6 +36,7 @@ class AuditEvent(enum.StrEnum):
     MODEL_UPDATED = "model_updated"
     RETENTION_PURGE = "retention_purge"
     DEMO_SEEDED = "demo_seeded"
+    ANALYSIS_FAILED = "analysis_failed"  # MongoDB: a failed run's writes were taken back
     INCIDENT_ASSIGNED = "incident_assigned"
     INCIDENT_ACTION_ADDED = "incident_action_added"
     INCIDENT_RISK_ACCEPTANCE_REQUESTED = "incident_risk_acceptance_requested"
