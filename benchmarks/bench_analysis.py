@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_metrics import config, make_frames, pin_to_one_core  # noqa: E402
+from bench_metrics import config, make_frames, pin_to_one_core
 
 MODEL = "bench"
 

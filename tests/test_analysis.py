@@ -317,7 +317,7 @@ def test_a_second_run_of_the_same_model_gets_conflict_naming_the_first(store, mo
     with clock.frozen(at), ThreadPoolExecutor(1) as pool:
         first = pool.submit(run_analysis, store, MODEL, WINDOW, trigger="manual", actor=ALICE)
         assert started.wait(60)
-        with pytest.raises(Conflict, match=re.escape(f"an analysis of loan started by alice at 10:02 UTC is in progress")):
+        with pytest.raises(Conflict, match=re.escape("an analysis of loan started by alice at 10:02 UTC is in progress")):
             run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
         release.set()  # another model is not blocked; the first run then finishes
         outcome["other"] = run_analysis(store, "other", WINDOW, trigger="scheduled", actor=SYSTEM)
@@ -377,9 +377,8 @@ def test_the_expired_lease_of_a_dead_holder_lets_the_next_run_go(store):
     # What a killed process leaves behind: its lease, never released or renewed.
     store.leases.acquire(leases.analysis_key(MODEL), "dead-owner", leases.ANALYSIS_TTL,
                          leases.LeaseHolder(started_by="bob", pid=dead.pid), crashed)
-    with clock.frozen(crashed + timedelta(minutes=1)):
-        with pytest.raises(Conflict, match="started by bob"):
-            run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
+    with clock.frozen(crashed + timedelta(minutes=1)), pytest.raises(Conflict, match="started by bob"):
+        run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
     assert store.records.list(MODEL) == []
     with clock.frozen(crashed + leases.ANALYSIS_TTL + timedelta(seconds=1)):
         record = run_analysis(store, MODEL, WINDOW, trigger="scheduled", actor=SYSTEM)
