@@ -38,6 +38,7 @@ class AuditEvent(enum.StrEnum):
     RETENTION_PURGE = "retention_purge"
     DEMO_SEEDED = "demo_seeded"
     AUDIT_EXPORTED = "audit_exported"
+    ANALYSIS_FAILED = "analysis_failed"  # MongoDB: a failed run's writes were taken back
     INCIDENT_ASSIGNED = "incident_assigned"
     INCIDENT_ACTION_ADDED = "incident_action_added"
     INCIDENT_RISK_ACCEPTANCE_REQUESTED = "incident_risk_acceptance_requested"
