@@ -209,6 +209,24 @@ class AnalysisPeriod(Part):
         return self
 
 
+class RunStatus(enum.StrEnum):
+    """Whether an analysis run judged the window (``completed``) or could not (``skipped``:
+    no active baseline, no predictions, fewer than the model's ``min_window_size``)."""
+
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+
+
+def unjudged_metrics(reason: Reason, detail: str) -> RecordMetrics:
+    """The metrics of a skipped run: every metric unavailable for the same ``reason``."""
+    def nothing(spec: MetricSpec):
+        kind, _ = _field(spec)
+        return {} if spec.scope is Scope.FEATURE else kind(available=False, reason=reason, detail=detail)
+
+    return RecordMetrics(data_quality=DataQuality(), **{
+        c.record_block: BLOCKS[c.name](**{spec.name: nothing(spec) for spec in metrics_of(c)}) for c in CATEGORIES})
+
+
 class MonitoringRecord(Document):
     record_id: str = Field(default_factory=lambda: new_id("REC"), min_length=1)
     model_id: str = Field(min_length=1)
@@ -226,6 +244,20 @@ class MonitoringRecord(Document):
     incident_ids: list[str] = Field(default_factory=list)
     analyzer_version: str | None = None
     execution_time_ms: float | None = Field(default=None, ge=0)
+    # -- the run's outcome (monitoring_core.analysis) --------------------------------------
+    status: RunStatus = RunStatus.COMPLETED
+    reason: str | None = Field(default=None, description="why a skipped run judged nothing")
+
+    @model_validator(mode="after")
+    def _skipped_judges_nothing(self) -> MonitoringRecord:
+        if self.status is RunStatus.SKIPPED:
+            if not self.reason:
+                raise ValueError("reason: a skipped run must say why")
+            if self.max_severity is not Severity.INFO or self.aggregated_score or self.incident_ids:
+                raise ValueError("a skipped run has no severity, no score and no incident")
+        elif self.reason is not None:
+            raise ValueError("reason: only a skipped run has a reason")
+        return self
 
     def breaches(self) -> list[TriggeredMetric]:
         """Every metric item at WARNING or CRITICAL, plus the aggregated score when it is."""
