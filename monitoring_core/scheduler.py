@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_REMOVED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -334,6 +335,10 @@ class DriftScheduler:
         # Outcomes the store refused (it was unreachable): written with the next one.
         self._unsaved: collections.deque[JobExecution] = collections.deque(maxlen=1000)
         self._save_lock = threading.Lock()
+        # Analyze Now jobs APScheduler has not yet removed after handing them to the pool.
+        self._handed_over: set[str] = set()
+        self._removed = threading.Condition()
+        self._scheduler.add_listener(self._job_removed, EVENT_JOB_REMOVED)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -349,8 +354,21 @@ class DriftScheduler:
 
     def stop(self, wait: bool = True) -> None:
         """Stop taking jobs; with ``wait``, let running ones finish and join every thread."""
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=wait)
+        if not self._scheduler.running:
+            return
+        # APScheduler 3 removes a one-off job just after handing it to the pool; shut down
+        # in between and its thread dies on a JobLookupError. Let it finish first.
+        with self._removed:
+            self._removed.wait_for(lambda: not self._handed_over, timeout=10)
+        self._scheduler.shutdown(wait=wait)
+
+    def _job_removed(self, event) -> None:
+        self._forget(event.job_id)
+
+    def _forget(self, job_id: str) -> None:
+        with self._removed:
+            self._handed_over.discard(job_id)
+            self._removed.notify_all()
 
     def refresh(self) -> None:
         """Re-read the registry and add, change or remove jobs to match it. A store that
@@ -546,10 +564,13 @@ class DriftScheduler:
                                      window_start=window.start, window_end=window.end,
                                      requested_by=actor.user_id, runner=RUNNER)
             self.store.executions.insert(execution)
+            with self._removed:
+                self._handed_over.add(handle.run_id)
             self._scheduler.add_job(self._run_manual, args=(handle, execution, actor), id=handle.run_id,
                                     name=f"Analyze Now {model_id}", misfire_grace_time=None)
         except BaseException:
             self._gate.leave(model_id)
+            self._forget(handle.run_id)
             raise
         with self._lock:
             self._runs[handle.run_id] = handle
