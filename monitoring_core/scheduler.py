@@ -49,7 +49,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import analysis, audit, auth, clock
+from . import analysis, audit, auth, clock, leases
 from .config import Settings
 from .errors import ConfigError, Conflict, FairwatchError, InvalidInput, StoreUnavailable
 from .models.audit import AuditEvent
@@ -524,7 +524,7 @@ class DriftScheduler:
         if spec.kind == ALERT_DIGEST:
             result = function(self.store, (slot - timedelta(days=1)).date())
         elif spec.kind == HEALTH_CHECK:
-            result = function(self.store, now=clock.now())
+            return _silence(function(self.store, now=clock.now()))
         else:
             result = function(self.store)
         return _Outcome(ExecutionStatus.COMPLETED, str(result).splitlines()[0] if result else None)
@@ -554,6 +554,10 @@ class DriftScheduler:
         holder = self._gate.enter(model_id, f"Analyze Now by {actor.user_id} at {clock.now():%H:%M} UTC")
         if holder is not None:
             raise Conflict(f"an analysis of {model_id} is in progress ({holder}); wait for it to finish")
+        elsewhere = self.store.leases.holder(leases.analysis_key(model_id), clock.now())
+        if elsewhere is not None:  # another process: the lease would refuse the run anyway
+            self._gate.leave(model_id)
+            raise Conflict(f"{leases.analysis_in_progress(elsewhere)}; wait for it to finish")
         try:
             audit.record(self.store, AuditEvent.MANUAL_ANALYSIS_TRIGGERED, actor, target={"model_id": model_id},
                          details={"run_id": handle.run_id, "window_start": window.start.isoformat(),
@@ -641,6 +645,16 @@ class DriftScheduler:
             "success_rate": round(100.0 * by_status[ExecutionStatus.COMPLETED] / ran, 1) if ran else None,
             "mean_duration_ms": round(sum(durations) / len(durations), 1) if durations else None,
         }
+
+
+def _silence(health) -> _Outcome:
+    """The 12-hour silence check's outcome: a WARNING naming each silent model."""
+    silent = health.stale_models
+    if not silent:
+        return _Outcome(ExecutionStatus.COMPLETED, f"all {len(health.models)} models analysed within "
+                                                   f"{health.stale_after}")
+    return _Outcome(ExecutionStatus.COMPLETED, f"{len(silent)} of {len(health.models)} models silent: "
+                    + "; ".join(f"{m.model_id} ({m.reason})" for m in silent), alert_level=Severity.WARNING)
 
 
 def _describe(error: BaseException) -> str:

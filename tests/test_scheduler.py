@@ -467,8 +467,10 @@ def test_run_due_runs_what_is_due_once(scheduler_for):
     with clock.frozen(datetime(2026, 11, 24, 2, 10, tzinfo=UTC)):
         first = scheduler.run_due()
         again = scheduler.run_due()
-    # 02:10: the 02:00 analysis and the 01:30 purge are within the grace; the weekly is not.
-    assert sorted(e.job_id for e in first) == ["analysis:loan:daily", "retention-purge"] and again == []
+    # 02:10: the 02:00 analysis, the 01:30 purge and the 01:15 silence check are within the
+    # grace; the weekly run is not.
+    assert sorted(e.job_id for e in first) == ["analysis:loan:daily", "health-check", "retention-purge"]
+    assert again == []
     assert len(runner.calls) == 1
 
 
@@ -573,3 +575,26 @@ def test_scheduler_status_lists_jobs_next_runs_and_last_outcomes(store, monkeypa
     out = capsys.readouterr().out
     assert "analysis:loan:daily: next 2026-11-24 02:00 UTC; last never run; checks data, fairness, model" in out
     assert "0 executions" in out
+
+
+def test_analyze_now_is_refused_while_another_process_holds_the_models_analysis_lease(store, scheduler_for):
+    from monitoring_core import leases
+
+    scheduler = scheduler_for(model())
+    scheduler.start()
+    with leases.analysis(store, "loan", started_by="bob"):
+        with pytest.raises(Conflict, match="an analysis of loan started by bob"):
+            scheduler.analyze_now("loan", Window(MONDAY - timedelta(days=1), MONDAY), ENGINEER)
+    handle = scheduler.analyze_now("loan", Window(MONDAY - timedelta(days=1), MONDAY), ENGINEER)
+    assert handle.wait(WAIT) and handle.state is ExecutionStatus.COMPLETED
+
+
+def test_the_silence_check_warns_of_models_without_an_analysis_for_12_hours(store, scheduler_for):
+    with clock.frozen(MONDAY - timedelta(hours=13)):
+        scheduler = scheduler_for(model("quiet"))
+    with clock.frozen(MONDAY - timedelta(hours=1)):
+        store.models.upsert(model("fresh"))
+    with clock.frozen(MONDAY):
+        execution = scheduler.run_slot(job(scheduler, "health-check"), MONDAY)
+    assert execution.alert_generated and execution.alert_level is Severity.WARNING
+    assert execution.summary.startswith("1 of 2 models silent: quiet")

@@ -36,6 +36,7 @@ from .repositories import (
     AuditLog,
     Baselines,
     Incidents,
+    Leases,
     Models,
     Records,
     Suppressions,
@@ -165,6 +166,7 @@ class Store:
     suppressions: Suppressions
     audit: AuditLog
     models: Models
+    leases: Leases
 
     def __init__(self, driver: Driver, predictions: PredictionRepository, retention: RetentionPolicy | None,
                  description: str):

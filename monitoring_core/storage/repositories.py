@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -27,6 +27,7 @@ from ..models.audit import AuditCheckpoint, AuditEntry
 from ..models.baseline import DriftSnapshot
 from ..models.common import Severity
 from ..models.incidents import Incident, IncidentStatus
+from ..models.lease import Lease, LeaseHolder
 from ..models.record import MonitoringRecord
 from ..models.registry import RegisteredModel
 from ..models.schedule import BaselineReview, JobExecution
@@ -543,6 +544,116 @@ class BaselineReviews(DocumentRepository[BaselineReview]):
     def list(self, limit: int | None = None) -> list[BaselineReview]:
         """Reviews, newest first."""
         return self._select(order=newest("created_at"), limit=limit)
+# ---------------------------------------------------------------------------------------
+# Leases
+
+
+class LeaseHeld(Conflict):
+    """``acquire`` was refused because someone else holds the lease; ``lease`` is theirs."""
+
+    def __init__(self, lease: Lease, message: str | None = None):
+        self.lease = lease
+        super().__init__(message or f"{lease.key!r} is {describe_holder(lease)}")
+
+
+class LeaseLost(Conflict):
+    """A renew or release by a holder whose lease is gone: it expired and was taken over or
+    released. ``lease`` is whoever holds it now (None if nobody)."""
+
+    def __init__(self, key: str, lease: Lease | None):
+        self.key, self.lease = key, lease
+        now_held = f"it is now {describe_holder(lease)}" if lease else "nobody holds it now"
+        super().__init__(f"the lease {key!r} was lost: it expired and was taken over or released ({now_held}); "
+                         "work done under it may have overlapped with another holder's")
+
+
+def describe_holder(lease: Lease) -> str:
+    """``held by alice (pid 4242 on host-a: cli analyze) since ... UTC, until ... UTC``."""
+    holder = lease.holder
+    doing = f": {holder.note}" if holder.note else ""
+    return (f"held by {holder.started_by} (pid {holder.pid} on {holder.host}{doing}) since "
+            f"{lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC, until {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+class Leases(Repository[Lease]):
+    """``leases``: "one at a time" with an owner and an expiry (see :mod:`monitoring_core.models.lease`).
+
+    The key is the document id, so of two first acquisitions one insert wins and the other
+    gets ``DuplicateKey`` on both backends; taking over an expired lease, and renewing, are
+    replaces checked against the revision just read, so of two takeovers one wins. Times
+    come from the caller (``clock.now()``), never from the database.
+    """
+
+    collection = Collection("leases", Lease, "key", fields=(Field("owner"),))
+
+    def acquire(self, key: str, owner: str, ttl: timedelta, holder: LeaseHolder, now: datetime) -> Lease:
+        """Take the lease ``key`` for ``owner`` until ``now + ttl``.
+
+        Raises
+        ------
+        LeaseHeld
+            (a ``Conflict``) someone holds an unexpired lease on ``key``, the same owner
+            included: a lease is not re-entrant. The message names the holder and since when.
+        """
+        lease = validated(Lease, {"key": key, "owner": owner, "holder": holder, "acquired_at": now,
+                                  "renewed_at": now, "expires_at": now + positive_ttl(ttl)})
+        for _ in range(WRITE_ATTEMPTS):
+            with self.driver.atomic():
+                row = self.driver.load(self.collection, key)
+                if row is None:
+                    try:
+                        self.driver.insert(self.collection, lease)
+                    except DuplicateKey:
+                        continue  # another holder inserted first: read its lease
+                    return lease
+                current = self._parse(row)
+                if current.is_held_at(now):
+                    raise LeaseHeld(current)
+                if self.driver.replace(self.collection, lease, row.rev):
+                    return lease
+        raise StoreUnavailable(f"could not acquire the lease {key!r}: {WRITE_ATTEMPTS} attempts lost the race to "
+                               "other holders; try again")
+
+    def renew(self, key: str, owner: str, ttl: timedelta, now: datetime) -> Lease:
+        """Extend ``owner``'s lease to ``now + ttl``; ``LeaseLost`` if it is not theirs any more."""
+        ttl = positive_ttl(ttl)
+        for _ in range(WRITE_ATTEMPTS):
+            with self.driver.atomic():
+                row, current = self._owned(key, owner)
+                renewed = validated(Lease, {**current.model_dump(), "renewed_at": now, "expires_at": now + ttl})
+                if self.driver.replace(self.collection, renewed, row.rev):
+                    return renewed
+        raise StoreUnavailable(f"could not renew the lease {key!r}: {WRITE_ATTEMPTS} attempts lost the race to "
+                               "other writers; try again")
+
+    def release(self, key: str, owner: str) -> bool:
+        """Give up ``owner``'s lease: True if it was released, False if there was none (a
+        second release is harmless); ``LeaseLost`` if another owner holds it now."""
+        with self.driver.atomic():
+            if self.driver.delete(self.collection, (Cond("key", "==", key), Cond("owner", "==", owner))):
+                return True
+            row = self.driver.load(self.collection, key)
+            if row is None:
+                return False
+            raise LeaseLost(key, self._parse(row))
+
+    def holder(self, key: str, now: datetime) -> Lease | None:
+        """The lease on ``key`` in force at ``now``, or None (never taken, released, expired)."""
+        lease = self.find(key)
+        return lease if lease is not None and lease.is_held_at(now) else None
+
+    def _owned(self, key: str, owner: str) -> tuple[Row, Lease]:
+        row = self.driver.load(self.collection, key)
+        current = None if row is None else self._parse(row)
+        if current is None or current.owner != owner:
+            raise LeaseLost(key, current)
+        return row, current
+
+
+def positive_ttl(ttl: timedelta) -> timedelta:
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise InvalidInput(f"a lease's ttl must be a positive timedelta, got {ttl!r}")
+    return ttl
 
 
 #: The document collections of every store, by the attribute that holds them.
@@ -551,4 +662,5 @@ DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
     "suppressions": Suppressions, "audit": AuditLog, "models": Models,
     "audit_checkpoints": AuditCheckpoints,
     "executions": Executions, "baseline_reviews": BaselineReviews,
+    "leases": Leases,
 }
