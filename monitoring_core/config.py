@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(5 * 365, gt=0)
     retention_alert_days: int = Field(365, gt=0, description="CRITICAL alerts are kept indefinitely")
 
+    # Scheduler (monitoring_core.scheduler): "off" keeps the app's sidecar from running the
+    # scheduled jobs, when `python -m monitoring_core scheduler` runs them for several replicas.
+    scheduler: Literal["on", "off"] = Field("on", description="run the scheduled jobs inside the app process")
+    scheduler_workers: int = Field(4, gt=0, le=64, description="threads of the scheduler's worker pool")
+
     # Audit log: the HMAC-SHA256 key of its entry signatures and checkpoints. Required
     # outside demo mode; in demo mode a public demo key stands in, labelled as such.
     audit_key: SecretStr | None = Field(None, min_length=16, description="FAIRWATCH_AUDIT_KEY, 16+ characters")

@@ -7,10 +7,11 @@ thresholds, and those belong to the model rather than to any one baseline.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..clock import now
 from .common import Document, UtcDatetime
+from .schedule import cron_trigger
 from .thresholds import MonitoringConfig
 
 
@@ -28,3 +29,16 @@ class RegisteredModel(Document):
     frozen_at: UtcDatetime | None = None
     frozen_reason: str | None = None
     frozen_by_incident: str | None = None
+
+    # -- scheduling (monitoring_core.scheduler) ----------------------------------------------
+    enabled: bool = Field(default=True, description="False: scheduled runs are skipped and recorded as such")
+    schedule_cron: str | None = Field(
+        default=None, description="extra analysis runs at these UTC times (crontab, weekdays named), each over "
+                                  "the predictions since its previous slot; the policy's runs stay")
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _valid_cron(cls, expression: str | None) -> str | None:
+        if expression is not None:
+            cron_trigger(expression)
+        return expression

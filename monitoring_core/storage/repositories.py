@@ -31,6 +31,7 @@ from ..models.incidents import Incident, IncidentStatus
 from ..models.lease import Lease, LeaseHolder
 from ..models.record import MonitoringRecord
 from ..models.registry import RegisteredModel
+from ..models.schedule import BaselineReview, JobExecution
 from .driver import ASC, DESC, Collection, Cond, Driver, DuplicateKey, Field, Index, Query, Row, parse
 
 DocT = TypeVar("DocT", bound=BaseModel)
@@ -543,6 +544,49 @@ class Models(DocumentRepository[RegisteredModel]):
         return self._select(order=(("model_id", ASC),))
 
 
+# -- the scheduler's execution history and monthly baseline reviews ---------------------------
+
+
+class Executions(DocumentRepository[JobExecution]):
+    """``scheduler_executions``: one document per job run (:mod:`monitoring_core.scheduler`)."""
+
+    collection = Collection(
+        "scheduler_executions", JobExecution, "check_id",
+        fields=(Field("job_id"), Field("model_id"), Field("status"), Field("queued_at", "time")),
+        indexes=(
+            Index((("job_id", ASC), ("queued_at", DESC))),
+            Index((("model_id", ASC), ("queued_at", DESC))),
+            Index((("status", ASC), ("queued_at", DESC))),
+            Index((("queued_at", ASC),)),
+        ))
+
+    def claim(self, execution: JobExecution) -> bool:
+        """Insert ``execution``; False, writing nothing, if its ``check_id`` is taken (another
+        scheduler claimed the same slot first)."""
+        try:
+            self.driver.insert(self.collection, validated(JobExecution, execution))
+        except DuplicateKey:
+            return False
+        return True
+
+    def list(self, model_id: str | None = None, statuses: Sequence[str] | None = None,
+             job_id: str | None = None, since: datetime | None = None, limit: int | None = None) -> list[JobExecution]:
+        """Executions by ``queued_at``, newest first."""
+        where = [Cond(path, "==", value) for path, value in (("model_id", model_id), ("job_id", job_id)) if value]
+        return self._select(*where, *is_in("status", statuses), *time_range("queued_at", since, None),
+                            order=newest("queued_at"), limit=limit)
+
+
+class BaselineReviews(DocumentRepository[BaselineReview]):
+    """``baseline_reviews``: the monthly review of every model's active baseline."""
+
+    collection = Collection("baseline_reviews", BaselineReview, "review_id",
+                            fields=(Field("created_at", "time"),),
+                            indexes=(Index((("created_at", DESC),)),))
+
+    def list(self, limit: int | None = None) -> list[BaselineReview]:
+        """Reviews, newest first."""
+        return self._select(order=newest("created_at"), limit=limit)
 # ---------------------------------------------------------------------------------------
 # Leases
 
@@ -662,4 +706,6 @@ DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
     "audit_checkpoints": AuditCheckpoints,
     "leases": Leases,
     "deliveries": Deliveries,
+    "executions": Executions,
+    "baseline_reviews": BaselineReviews,
 }
