@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from . import audit, auth, clock, leases
+from .alerts.manager import raise_for_record
+from .config import get_settings
 from .errors import FairwatchError, InvalidInput, NotFound
 from .incidents import apply_record
 from .metrics import ANALYZER_VERSION, compute_metrics, required_columns
@@ -266,6 +268,8 @@ def _commit(store, record: MonitoringRecord, model: RegisteredModel, actor: Acto
         audit.record(store, AuditEvent.ANALYSIS_RUN, actor,
                      target={"model_id": record.model_id, "record_id": record.record_id},
                      details=_outcome(record, trigger))
+        if record.status is RunStatus.COMPLETED:
+            raise_for_record(store, record, settings=get_settings())
     return record
 
 

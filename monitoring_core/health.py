@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from . import clock, leases
 from .models.common import Severity
+from .models.record import RunStatus
 from .models.registry import RegisteredModel
 
 #: Issue 12 / policy 8: no analysis for this long means monitoring has stopped.
@@ -80,11 +81,13 @@ def report(store, now: datetime | None = None, *, stale_after: timedelta = STALE
     """
     now = now or clock.now()
     return HealthReport(generated_at=now, stale_after=stale_after,
-                        models=[_model_health(store, model, now, stale_after) for model in store.models.list()])
+                        models=[_model_health(store, model, now, stale_after) for model in store.models.list()
+                                if model.enabled])
 
 
 def _model_health(store, model: RegisteredModel, now: datetime, stale_after: timedelta) -> ModelHealth:
-    record = store.records.latest(model.model_id)
+    # A skipped run (no baseline, too few predictions) judged nothing: it does not count.
+    record = store.records.latest(model.model_id, status=RunStatus.COMPLETED)
     running = store.leases.holder(leases.analysis_key(model.model_id), now)
     since = model.created_at if record is None else record.timestamp
     age = now - since

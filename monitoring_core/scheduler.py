@@ -50,7 +50,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from . import analysis, audit, auth, clock, leases
-from .config import Settings
+from .alerts.manager import raise_for_silence
+from .config import Settings, get_settings
 from .errors import ConfigError, Conflict, FairwatchError, InvalidInput, StoreUnavailable
 from .models.audit import AuditEvent
 from .models.common import SYSTEM, Actor, Severity, new_id
@@ -524,7 +525,9 @@ class DriftScheduler:
         if spec.kind == ALERT_DIGEST:
             result = function(self.store, (slot - timedelta(days=1)).date())
         elif spec.kind == HEALTH_CHECK:
-            return _silence(function(self.store, now=clock.now()))
+            report = function(self.store, now=clock.now())
+            raise_for_silence(self.store, report, settings=get_settings())
+            return _silence(report)
         else:
             result = function(self.store)
         return _Outcome(ExecutionStatus.COMPLETED, str(result).splitlines()[0] if result else None)

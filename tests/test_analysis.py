@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitoring_core import analysis, audit, baselines, clock, leases
+from monitoring_core import analysis, audit, baselines, clock, config, leases
 from monitoring_core.analysis import Trigger, Window, run_analysis
 from monitoring_core.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from monitoring_core.models import columns as col
@@ -119,6 +119,29 @@ def test_a_breaching_run_opens_incidents_and_lists_them_in_the_record(store):
     assert record.max_severity == "CRITICAL" and record.incident_ids
     assert sorted(i.incident_id for i in store.incidents.list(MODEL)) == sorted(record.incident_ids)
     assert audit_entries(store)[0].details["incident_ids"] == record.incident_ids
+
+
+def test_a_breaching_run_raises_alerts_queues_their_delivery_and_a_repeat_is_deduplicated(store, monkeypatch):
+    monkeypatch.setenv("FAIRWATCH_SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/T/B/x")
+    config.get_settings.cache_clear()
+    register(store)
+    log(store, drift=True)
+    record = run_analysis(store, MODEL, WINDOW, trigger="manual", actor=ALICE)
+    alerts = store.alerts.list(MODEL)
+    breaches = {b.metric_name: b for b in record.breaches()}
+    assert sorted(a.metric_name for a in alerts) == sorted(breaches)
+    for alert in alerts:
+        incident = store.incidents.get(alert.incident_id)
+        assert alert.metric_name in incident.metric_names and alert.alert_id in incident.alert_ids
+        assert alert.severity == breaches[alert.metric_name].severity
+        assert [d.channel for d in store.deliveries.for_alert(alert.alert_id)].count("slack") == 1
+
+    with clock.frozen(NOW + timedelta(hours=1)):
+        run_analysis(store, MODEL, Window(WINDOW.start, WINDOW.end), trigger="manual", actor=ALICE)
+    again = {a.alert_id: a for a in store.alerts.list(MODEL)}
+    assert sorted(again) == sorted(a.alert_id for a in alerts)  # no second alert within 6 hours...
+    assert all(a.deduplicated_count == 1 for a in again.values())  # ...the first counts the repeat
+    config.get_settings.cache_clear()
 
 
 def test_progress_reports_the_phases_in_order(store):

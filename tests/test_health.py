@@ -127,3 +127,21 @@ def test_the_table_lists_stale_models_first_with_their_reason(store):
                                              (timedelta(days=3, hours=12), "3.5 d")])
 def test_durations_read_in_the_unit_that_fits(delta, text):
     assert health.duration(delta) == text
+
+
+def test_a_skipped_run_does_not_count_as_an_analysis_and_a_disabled_model_is_not_checked(store):
+    from monitoring_core.models.record import (AnalysisPeriod, MonitoringRecord, Reason, RunStatus,
+                                               unjudged_metrics)
+
+    register(store, "loan")
+    record(store, "loan", NOW - 13 * HOUR, Severity.INFO)
+    store.records.insert(MonitoringRecord(
+        model_id="loan", timestamp=NOW - HOUR, analysis_period=AnalysisPeriod(start=NOW - 2 * HOUR, end=NOW - HOUR),
+        sample_count=0, metrics=unjudged_metrics(Reason.INSUFFICIENT_DATA, "no predictions"), aggregated_score=0.0,
+        max_severity=Severity.INFO,
+        analyzer_version="test", status=RunStatus.SKIPPED, reason="no predictions"))
+    loan = health.report(store, NOW).models[0]
+    assert loan.stale and loan.age == 13 * HOUR  # the skipped run an hour ago judged nothing
+
+    store.models.upsert(store.models.get("loan").model_copy(update={"enabled": False}))
+    assert health.report(store, NOW).models == []

@@ -23,10 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .. import audit, clock
+from ..config import Settings
 from ..errors import Conflict, StoreUnavailable
 from ..models.alerts import Alert, AlertStatus, AlertSuppression
 from ..models.audit import AuditEvent
 from ..models.common import SYSTEM, Severity, to_utc_ms
+from ..models.record import MonitoringRecord
+from .outbox import enqueue
+from .routing import routes_for
 
 DEFAULT_DEDUP_WINDOW = timedelta(hours=6)
 #: Meta-monitoring (policy section 8, architecture "monitoring the monitor").
@@ -180,3 +184,52 @@ def raise_silence_alert(store, model_id: str, last_analysis_at: datetime, at: da
     return raise_alert(store, incident_id=SILENCE_INCIDENT_ID, model_id=model_id, metric_name=SILENCE_METRIC,
                        value=silence / hour, threshold=silence_after / hour, severity=Severity.WARNING, at=at,
                        dedup_window=dedup_window)
+
+
+# -- what the analysis loop and the silence check call ----------------------------------------
+
+
+def _deliver(store, raised: RaisedAlert | None, settings: Settings) -> None:
+    if raised is not None and raised.deliver:
+        enqueue(store, raised.alert, routes_for(raised.alert, settings))
+
+
+def raise_for_record(store, record: MonitoringRecord, *, settings: Settings) -> list[RaisedAlert]:
+    """One alert per WARNING or CRITICAL item of a completed run, tied to the incident that
+    names it (:func:`monitoring_core.incidents.apply_record` has run); new, unsuppressed
+    alerts are queued for delivery in the caller's unit of work."""
+    incidents = [store.incidents.get(incident_id) for incident_id in record.incident_ids]
+    incident_of = {name: incident for incident in incidents for name in incident.metric_names}
+    dedup_window = timedelta(hours=settings.alert_dedup_hours)
+    raised = []
+    for breach in record.breaches():
+        incident = incident_of[breach.metric_name]  # every breach has its incident: a KeyError is a bug
+        result = raise_alert(store, incident_id=incident.incident_id, model_id=record.model_id,
+                             metric_name=breach.metric_name, value=breach.value, threshold=breach.threshold,
+                             severity=breach.severity, affected_groups=breach.affected_groups, at=record.timestamp,
+                             dedup_window=dedup_window)
+        if result is None:
+            continue
+        _deliver(store, result, settings)
+        if result.alert.alert_id not in incident.alert_ids:
+            incident = store.incidents.update(incident.incident_id,
+                                              {"alert_ids": [*incident.alert_ids, result.alert.alert_id]})
+            incident_of.update(dict.fromkeys(incident.metric_names, incident))
+        raised.append(result)
+    return raised
+
+
+def raise_for_silence(store, report, *, settings: Settings) -> list[RaisedAlert]:
+    """The meta-monitoring alert for each model of a health report that has been silent
+    too long (policy 8: no completed analysis for 12 hours); queued for delivery."""
+    dedup_window = timedelta(hours=settings.alert_dedup_hours)
+    raised = []
+    for model in report.stale_models:
+        silent_since = model.last_analysis_at or model.registered_at
+        with store.transaction():
+            result = raise_silence_alert(store, model.model_id, silent_since, at=report.generated_at,
+                                         silence_after=report.stale_after, dedup_window=dedup_window)
+            _deliver(store, result, settings)
+        if result is not None:
+            raised.append(result)
+    return raised

@@ -220,7 +220,7 @@ class Records(DocumentRepository[MonitoringRecord]):
 
     collection = Collection(
         "monitoring_records", MonitoringRecord, "record_id",
-        fields=(Field("model_id"), Field("timestamp", "time"), Field("max_severity"),
+        fields=(Field("model_id"), Field("timestamp", "time"), Field("max_severity"), Field("status"),
                 Field("analysis_period.start", "time"), Field("analysis_period.end", "time")),
         indexes=(
             Index((("model_id", ASC), ("timestamp", DESC))),
@@ -235,8 +235,10 @@ class Records(DocumentRepository[MonitoringRecord]):
         return self._select(Cond("model_id", "==", model_id), *time_range("timestamp", start, end),
                             order=newest("timestamp"), limit=limit)
 
-    def latest(self, model_id: str) -> MonitoringRecord | None:
-        records = self.list(model_id, limit=1)
+    def latest(self, model_id: str, status: str | None = None) -> MonitoringRecord | None:
+        """The newest record of the model, or of those with ``status`` (completed, skipped)."""
+        records = self._select(Cond("model_id", "==", model_id), *is_in("status", [status] if status else None),
+                               order=newest("timestamp"), limit=1)
         return records[0] if records else None
 
 
