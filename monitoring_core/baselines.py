@@ -17,7 +17,8 @@ from .metrics.profile import baseline_from_window, build_baseline
 from .models import columns as col
 from .models.audit import AuditEvent
 from .models.baseline import DriftSnapshot
-from .models.common import Actor
+from .models.common import Actor, Severity
+from .models.incidents import Incident, IncidentStatus, ResolutionCategory, ResponseAction, RootCauseCategory
 from .models.thresholds import MonitoringConfig
 
 # Policy 4.4: a reset re-baselines on the last seven days of predictions.
@@ -90,13 +91,33 @@ def activate(store, snapshot_id: str, actor: Actor) -> DriftSnapshot:
         return _activate(store, snapshot_id, actor)
 
 
-def reset(store, *, model_id: str, config: MonitoringConfig, actor: Actor, reason: str) -> DriftSnapshot:
-    """Policy 4.4: re-baseline on the last seven days of predictions, archiving the old one."""
+def reset(store, *, model_id: str, actor: Actor, reason: str) -> tuple[DriftSnapshot, Incident]:
+    """Policy 4.4: re-baseline on the last seven days of predictions, archive the old one,
+    and open an incident documenting the reset and its reason; one unit of work.
+
+    Returns the new active baseline and the incident (resolved: the reset is the response).
+    """
     if not reason.strip():
-        raise InvalidInput("a baseline reset needs a reason (it is recorded in the audit log)")
+        raise InvalidInput("a baseline reset needs a reason (it is recorded in the audit log and an incident)")
+    model = store.models.get(model_id)
+    previous = store.baselines.active(model_id)
     end = clock.now()
-    return create_baseline_from_window(store, model_id=model_id, start=end - RESET_WINDOW, end=end, config=config,
-                                       actor=actor, reason=reason)
+    with store.transaction():
+        snapshot = create_baseline_from_window(store, model_id=model_id, start=end - RESET_WINDOW, end=end,
+                                               config=model.monitoring, actor=actor, reason=reason)
+        replaced = f"; replaced {previous.snapshot_id}" if previous else ""
+        incident = store.incidents.insert(Incident(
+            model_id=model_id, severity=Severity.WARNING, status=IncidentStatus.RESOLVED,
+            root_cause=reason, root_cause_category=RootCauseCategory.CONCEPT_DRIFT,
+            response_actions=[ResponseAction(action=f"baseline reset to {snapshot.snapshot_id}{replaced}",
+                                             taken_by=actor.user_id, taken_at=end, notes=reason)],
+            resolved_by=actor.user_id, resolved_at=end, resolution_notes=reason,
+            resolution_category=ResolutionCategory.BASELINE_UPDATED, created_at=end))
+        audit.record(store, AuditEvent.INCIDENT_CREATED, actor,
+                     target={"model_id": model_id, "incident_id": incident.incident_id},
+                     details={"reason": "baseline reset", "snapshot_id": snapshot.snapshot_id,
+                              "replaced": previous.snapshot_id if previous else None})
+    return snapshot, incident
 
 
 def create_baseline_from_file(store, path, *, model_id: str, actor: Actor, model_version: str | None = None,

@@ -259,6 +259,15 @@ def cmd_baseline_activate(args) -> int:
     return 0
 
 
+def cmd_baseline_reset(args) -> int:
+    from . import baselines
+
+    snapshot, incident = baselines.reset(_store(), model_id=args.model_id, actor=_actor(args), reason=args.reason)
+    print(_describe_baseline(snapshot))
+    print(f"incident {incident.incident_id} documents the reset")
+    return 0
+
+
 def cmd_baseline_compare(args) -> int:
     from . import baselines
 
@@ -317,6 +326,11 @@ def add_model_commands(commands) -> None:
     activate = baseline.add_parser("activate", help="make a stored baseline the active one (the old one is archived)")
     activate.add_argument("snapshot_id")
     activate.set_defaults(run=cmd_baseline_activate)
+    reset = baseline.add_parser("reset", help="policy 4.4: a new baseline from the last 7 days of predictions; the "
+                                              "old one is archived and an incident documents the reset")
+    reset.add_argument("--model-id", required=True)
+    reset.add_argument("--reason", required=True, help="why (e.g. confirmed concept drift); recorded")
+    reset.set_defaults(run=cmd_baseline_reset)
     compare = baseline.add_parser("compare", help="two baselines of a model side by side: drift of B against A")
     compare.add_argument("reference", metavar="A")
     compare.add_argument("candidate", metavar="B")

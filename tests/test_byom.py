@@ -3,7 +3,8 @@ predictions, list, activate and compare baselines; from the command line as a ne
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,8 @@ from monitoring_core.models.audit import AuditEvent
 from monitoring_core.models.common import Actor
 from monitoring_core.models.thresholds import MonitoringConfig
 
-END = datetime(2026, 11, 20, tzinfo=UTC)
+# Recent in real time: the CLI's "--last 30d" and "baseline reset" read the days before now.
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 LOAN = demo.get_demo_model("loan-approval")
 ALICE = Actor(user_id="alice", role="ml_engineer")
 
@@ -69,9 +71,19 @@ def test_a_new_user_goes_from_csv_files_to_an_active_baseline(cli, tmp_path):
     assert drifted["loan_amount"] > 0.25 > drifted["region"]  # the demo's drift shows; a stable feature does not
     assert "gender&race" in set(table.loc[table["section"] == "fairness", "name"])  # the registered intersection
 
+    code, out, _ = cli("baseline", "reset", "--model-id", "credit", "--reason", "confirmed concept drift")
+    third, incident_id = out.split("\t")[0], out.split("incident ")[1].split()[0]
+    assert code == 0 and "active" in out
+    code, out, _ = cli("incidents", "list", "--model-id", "credit", "--json")
+    [incident] = json.loads(out)
+    assert (incident["incident_id"], incident["status"], incident["resolution_category"]) == (
+        incident_id, "resolved", "baseline_updated")
+    assert third in incident["response_actions"][0]["action"] and "confirmed concept drift" == incident["root_cause"]
+
     assert cli("baseline", "activate", second)[0] == 0
     code, out, _ = cli("baseline", "list", "--model-id", "credit")
     assert f"{second}\tcredit\tactive" in out and f"{first}\tcredit\tarchived" in out
+    assert f"{third}\tcredit\tarchived" in out
     code, out, _ = cli("model", "list")
     assert out.startswith("credit\thigh\tpositive=approve\tprotected=gender,age_group,race\tCredit decisions")
     code, out, _ = cli("audit", "verify")
@@ -125,9 +137,6 @@ def test_grid_proportions_of_a_uniform_distribution():
 
 
 def test_health_probe_exits_non_zero_once_a_model_has_gone_twelve_hours_without_analysis(cli):
-    import json
-    from datetime import timedelta
-
     from monitoring_core import clock
 
     with clock.frozen(END) as advance:
