@@ -572,15 +572,16 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--force", action="store_true", help="seed even if the store has data")
     seed.set_defaults(run=cmd_seed_demo)
 
+    # In the order a new user meets them: register, baseline, analyse, act, operate.
+    add_model_commands(commands)
+    add_analyze_command(commands)
+    _add_incident_commands(commands)
     add_suppression_commands(commands)
+    add_audit_commands(commands)
+    add_health_command(commands)
+    add_scheduler_commands(commands)
     commands.add_parser("status", help="what the store holds").set_defaults(run=cmd_status)
     commands.add_parser("purge", help="apply the retention policy now").set_defaults(run=cmd_purge)
-    add_audit_commands(commands)
-    add_model_commands(commands)
-    add_health_command(commands)
-    _add_incident_commands(commands)
-    add_analyze_command(commands)
-    add_scheduler_commands(commands)
     return parser
 
 

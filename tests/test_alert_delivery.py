@@ -177,6 +177,7 @@ def drain_until_idle(store, settings, advance, step=timedelta(minutes=5), rounds
 # -- routing ------------------------------------------------------------------------------
 
 def test_routing_by_severity_category_and_model(settings, caplog):
+    caplog.set_level("INFO", logger="monitoring_core.alerts.routing")
     def routes(metric, severity, model="loan"):
         alert = Alert(incident_id="INC-1", model_id=model, metric_name=metric, metric_value=1, threshold=1,
                       severity=severity, created_at=T0)

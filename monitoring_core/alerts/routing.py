@@ -59,7 +59,9 @@ def routes_for(alert: Alert, settings: Settings) -> list[Route]:
     critical = alert.severity == Severity.CRITICAL
     routes = [Route(Channel.SLACK, mention_channel=critical)] if contacts.slack_webhook_url else []
     if not routes:
-        log.warning("alert %s: no Slack webhook configured (slack_webhook_url), Slack skipped", alert.alert_id)
+        # INFO, not WARNING: a store with no channels configured (dashboard only) is a choice,
+        # and every alert of every run would repeat it.
+        log.info("alert %s: no Slack webhook configured (slack_webhook_url), Slack skipped", alert.alert_id)
     fairness = is_fairness_metric(alert.metric_name)
     if critical:
         wanted = _critical_emails(fairness)
@@ -69,7 +71,7 @@ def routes_for(alert: Alert, settings: Settings) -> list[Route]:
     for route in wanted:
         address = contacts.recipients.get(route.role)
         if address is None:
-            log.warning("alert %s: no address for %s (alert_recipients.%s), email skipped", alert.alert_id,
+            log.info("alert %s: no address for %s (alert_recipients.%s), email skipped", alert.alert_id,
                         route.role, route.role)
             continue
         routes.append(replace(route, recipient=address))
