@@ -21,8 +21,8 @@ def test_first_start_seeds_the_demo_and_lists_the_models(tmp_path):
             browser_page() as page:
         page.goto(url)
         page.get_by_text("Monitored models").wait_for(timeout=180_000)
-        grid = page.locator("[data-testid='stDataFrame']")
-        grid.wait_for()
+        page.locator("[data-testid='stDataFrame']").wait_for()
+        page.get_by_role("button", name="Export CSV").first.wait_for()  # drawn after the table
         body = page.locator("body").inner_text()
         assert "Export CSV" in body and "Store: embedded SQLite" in body
         page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
