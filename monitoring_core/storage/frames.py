@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidInput
 from ..models import columns as col
 from ..models.predictions import PredictionLog
 
@@ -124,3 +125,13 @@ def _infer(series: pd.Series) -> pd.Series:
     if kinds <= {bool, np.bool_}:
         return series.astype("boolean")
     return series.astype(object)
+
+
+def storable_predictions(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as every backend stores it: canonical dtypes on a fresh index. A prediction
+    without its id, model, version or time is refused (``InvalidInput``)."""
+    frame = normalise_dtypes(frame.reset_index(drop=True))
+    for required in (col.PREDICTION_ID, col.MODEL_ID, col.MODEL_VERSION, col.TIMESTAMP):
+        if required not in frame or frame[required].isna().any():
+            raise InvalidInput(f"every prediction needs {required!r}")
+    return frame

@@ -31,12 +31,12 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, ServerSelectionTimeoutError
 
-from ..errors import InvalidInput, StoreUnavailable
+from ..errors import StoreUnavailable
 from ..models import columns as col
 from ..models.predictions import PredictionLog
 from . import base
 from .driver import Collection, Cond, Driver, DuplicateKey, Field, Index, IndexInfo, Row, value_at
-from .frames import documents_to_frame, frame_to_documents, normalise_dtypes
+from .frames import documents_to_frame, frame_to_documents, normalise_dtypes, storable_predictions
 from .retention import RetentionPolicy
 
 DUPLICATE_KEY = 11000
@@ -197,10 +197,7 @@ class MongoPredictions(base.PredictionRepository):
     def insert_frame(self, frame):
         if frame.empty:
             return base.InsertReport(0)
-        frame = normalise_dtypes(frame.reset_index(drop=True))
-        for required in (col.PREDICTION_ID, col.MODEL_ID, col.MODEL_VERSION, col.TIMESTAMP):
-            if required not in frame or frame[required].isna().any():
-                raise InvalidInput(f"every prediction needs {required!r}")
+        frame = storable_predictions(frame)
         documents = frame_to_documents(frame)
         for doc in documents:
             doc["_id"] = doc.pop(col.PREDICTION_ID)

@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import InvalidInput, StoreDamaged, StoreUnavailable
+from ..errors import StoreDamaged, StoreUnavailable
 from ..models import columns as col
 from ..models.predictions import PredictionLog
 from . import base
-from .frames import TIME_DTYPE, frame_to_documents, normalise_dtypes
+from .frames import TIME_DTYPE, frame_to_documents, normalise_dtypes, storable_predictions
 from .sqlite_db import from_ms, to_ms
 
 if TYPE_CHECKING:
@@ -245,10 +245,7 @@ class SqlitePredictions(base.PredictionRepository):
     def insert_frame(self, frame):
         if frame.empty:
             return base.InsertReport(0)
-        frame = normalise_dtypes(frame.reset_index(drop=True))
-        for required in (col.PREDICTION_ID, col.MODEL_ID, col.MODEL_VERSION, col.TIMESTAMP):
-            if required not in frame or frame[required].isna().any():
-                raise InvalidInput(f"every prediction needs {required!r}")
+        frame = storable_predictions(frame)
         repeated = frame[col.PREDICTION_ID].duplicated()
         duplicates = frame.loc[repeated, col.PREDICTION_ID].tolist()
         frame = frame.loc[~repeated]
