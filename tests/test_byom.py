@@ -61,6 +61,9 @@ def test_a_new_user_goes_from_csv_files_to_an_active_baseline(cli, tmp_path):
     first = out.split("\t")[0]
     assert code == 0 and "active\t2,000 rows" in out and first.startswith("SNAP-")
     assert cli("ingest", str(tmp_path / "predictions.csv"), "--model-id", "credit")[0] == 0
+    code, out, _ = cli("analyze", "--model-id", "credit", "--window", "7d", "--json")
+    run = json.loads(out.splitlines()[-1])
+    assert code == 0 and run["status"] == "completed" and run["max_severity"] == "CRITICAL" and run["incident_ids"]
     code, out, _ = cli("baseline", "create", "--model-id", "credit", "--last", "30d", "--inactive")
     second = out.split("\t")[0]
     assert code == 0 and "inactive" in out
@@ -75,7 +78,7 @@ def test_a_new_user_goes_from_csv_files_to_an_active_baseline(cli, tmp_path):
     third, incident_id = out.split("\t")[0], out.split("incident ")[1].split()[0]
     assert code == 0 and "active" in out
     code, out, _ = cli("incidents", "list", "--model-id", "credit", "--json")
-    [incident] = json.loads(out)
+    [incident] = [i for i in json.loads(out) if i["incident_id"] == incident_id]
     assert (incident["incident_id"], incident["status"], incident["resolution_category"]) == (
         incident_id, "resolved", "baseline_updated")
     assert third in incident["response_actions"][0]["action"] and "confirmed concept drift" == incident["root_cause"]
