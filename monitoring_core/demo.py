@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cache
 
 import numpy as np
@@ -32,7 +32,7 @@ import pyarrow as pa
 from . import clock
 from .errors import InvalidInput, NotFound
 from .models import columns as col
-from .models.common import to_utc_ms
+from .models.common import epoch_ms, to_utc_ms
 
 # --------------------------------------------------------------------------- constants
 
@@ -44,7 +44,6 @@ REFERENCE_DAYS = 14  # the validation set covers the two weeks before the window
 
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Fixed seed of the training sample that defines the models' centring (SHAP base values):
 # a model is trained once, whatever seed the demo is generated with.
@@ -345,7 +344,7 @@ def generate_reference(
     spec = _spec(model.model_id)
     _require(rows >= 1 and days >= 1, f"rows and days must be positive, got {rows}, {days}")
     rng = np.random.default_rng(_seed_sequence(seed, model.model_id, "reference"))
-    start_ms = _epoch_ms(demo_end(end)) - (days + REFERENCE_DAYS) * _DAY_MS
+    start_ms = epoch_ms(demo_end(end)) - (days + REFERENCE_DAYS) * _DAY_MS
     ts_ms = np.sort(start_ms + rng.integers(0, REFERENCE_DAYS * _DAY_MS, size=rows))
     no_drift = np.zeros(rows)
     return _score(spec, rng, ts_ms, no_drift, no_drift, no_drift, label_rate=1.0,
@@ -387,7 +386,7 @@ def generate_predictions(
     _require(days >= 1 and per_day >= 0,
              f"days must be positive and per_day not negative, got {days}, {per_day}")
     rng = np.random.default_rng(_seed_sequence(seed, model.model_id, "predictions"))
-    end_ms = _epoch_ms(demo_end(end))
+    end_ms = epoch_ms(demo_end(end))
     ts_ms = _arrival_times(rng, end_ms, days, per_day)
     off = np.zeros(len(ts_ms))
     drift_ramp = drift_trend = bias = off
@@ -668,11 +667,6 @@ def _seed_sequence(seed: int, model_id: str, stream: str) -> np.random.SeedSeque
 def demo_end(end: datetime | None) -> datetime:
     """The demo's last moment: ``end`` (naive means UTC), or now."""
     return to_utc_ms(clock.now() if end is None else end)
-
-
-def _epoch_ms(value: datetime) -> int:
-    """Milliseconds since the epoch, truncated (MongoDB's precision)."""
-    return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

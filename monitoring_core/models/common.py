@@ -6,7 +6,7 @@ import enum
 import math
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +43,16 @@ def to_utc_ms(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(to_utc_ms)]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Whole milliseconds since 1970-01-01 UTC (exact: no float on the way); a naive
+    datetime is refused, since its meaning depends on the machine's zone."""
+    if moment.tzinfo is None:
+        raise InvalidInput(f"datetime {moment} has no timezone; use UTC")
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def new_id(prefix: str) -> str:

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..errors import InvalidInput
-
-
-def to_ms(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise InvalidInput(f"datetime {moment} has no timezone; use UTC")
-    return int(moment.timestamp() * 1000)
+from ..models.common import epoch_ms as to_ms  # noqa: F401 (the embedded store's name for it)
 
 
 def from_ms(value: int | None) -> datetime | None:
