@@ -498,7 +498,7 @@ def test_only_a_compliance_officer_or_admin_lifts_a_freeze(store):
 
 
 def test_cli_round_trip(store, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr(cli.common, "store", lambda: store)
     register(store, freeze=True)
     incident_id = opened(store, psi=0.15, dp=0.12)
 

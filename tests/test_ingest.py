@@ -309,7 +309,7 @@ def test_the_cli_reports_a_failure_part_way_in_one_line_with_what_was_stored(cli
         return real_insert(frame)
 
     monkeypatch.setattr(store.predictions, "insert_frame", fail_on_second_chunk)
-    monkeypatch.setattr(cli_module, "_store", lambda: store)
+    monkeypatch.setattr(cli_module.common, "store", lambda: store)
     path = write_csv(tmp_path, """\
         p1,2026-11-01T10:00:00Z,2.3,approve,0.9,0.9,52000,car,female,approve
         p2,2026-11-01T10:01:00Z,2.3,approve,0.9,0.9,52000,car,female,

@@ -570,7 +570,7 @@ def test_scheduler_status_lists_jobs_next_runs_and_last_outcomes(store, monkeypa
     from monitoring_core import cli
 
     store.models.upsert(model())
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr(cli.common, "store", lambda: store)
     with clock.frozen(MONDAY):
         assert cli.main(["scheduler", "status"]) == 0
     out = capsys.readouterr().out

@@ -386,7 +386,7 @@ def test_summary_and_check_name_the_damaged_segment(damaged):
 
 def test_status_reports_damage_without_a_traceback(damaged, monkeypatch, capsys):
     store, (segment_id, *_) = damaged
-    monkeypatch.setattr(cli, "_store", lambda: store)
+    monkeypatch.setattr(cli.common, "store", lambda: store)
     assert cli.main(["status"]) == 1
     out = capsys.readouterr().out
     assert "- fraud: 40 predictions" in out and "- loan: 150 predictions" in out
