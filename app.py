@@ -11,6 +11,7 @@ import streamlit as st
 
 from monitoring_core.config import get_settings
 from monitoring_core.errors import FairwatchError
+from monitoring_core.scheduler_sidecar import sidecar
 from monitoring_core.seeding import needs_demo, seed_demo_once
 from monitoring_core.storage import open_store
 
@@ -35,6 +36,8 @@ def main() -> None:
             seed_demo_once(store, settings, progress=lambda fraction, message: bar.progress(fraction, text=message))
             status.update(label="Demo models ready", state="complete", expanded=False)
     st.session_state["store"] = store
+    # The scheduler runs in this process once, whatever the number of sessions and reruns.
+    sidecar(lambda: open_store(settings), settings)
     navigation = st.navigation([
         st.Page("pages/models.py", title="Models", icon=":material/inventory_2:", default=True),
     ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,20 @@ def test_a_bad_setting_is_shown_as_an_error(environment, monkeypatch):
     app = run_app()
     assert not app.exception
     assert "FAIRWATCH_SDK_BATCH_SIZE" in app.error[0].value
+
+
+def test_the_app_runs_one_scheduler_for_all_sessions_with_the_policy_jobs(environment, monkeypatch):
+    from monitoring_core import scheduler
+
+    monkeypatch.setenv("FAIRWATCH_SEED_DEMO", "false")
+    threads_before = {t.name for t in threading.enumerate()}
+    first, second = run_app(), run_app()  # two browser sessions of one server process
+    assert not first.exception and not second.exception
+    running = scheduler._process_scheduler
+    assert running is not None and running.running
+    jobs = {job.job_id for job in running.get_schedule()}
+    assert {"retention-purge", "health-check", "alerts-outbox", "alerts-digest"} <= jobs
+    started = {t.name for t in threading.enumerate()} - threads_before
+    assert len([name for name in started if "APScheduler" in name or "scheduler" in name.lower()]) <= 1
+    scheduler.stop_process_scheduler()
+    assert not running.running
