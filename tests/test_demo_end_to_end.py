@@ -136,3 +136,33 @@ def test_a_positive_class_the_data_does_not_have_is_named_never_a_silent_zero(se
     assert accuracy.reason == "unknown_positive_class" and accuracy.detail == expected
     assert not [b for b in record.breaches() if b.metric_name.startswith("demographic_parity")]
     assert record.category_scores.get("fairness") is None  # unavailable, not a score of 0
+
+
+def test_the_loop_on_the_demo_opens_the_expected_incidents_and_only_those(tmp_path):
+    """run_analysis end to end (the path of the CLI, the scheduler and Analyze Now) on a
+    fresh copy of the demo: the troubled model gets incidents naming gender=female, the
+    healthy model and the troubled one a month earlier get none."""
+    from monitoring_core.analysis import Window, run_analysis
+    from monitoring_core.models.common import SYSTEM
+
+    store = SqliteStore(tmp_path / "fairwatch.db")
+    store.ensure_schema()
+    seed_demo(store, end=END)
+    week = Window(END - timedelta(days=7), END)
+    troubled = run_analysis(store, "loan-approval", week, trigger="cli", actor=SYSTEM)
+    incidents = [store.incidents.get(i) for i in troubled.incident_ids]
+    assert troubled.max_severity == "CRITICAL" and incidents
+    fairness = [m for i in incidents for m in i.metrics_triggered if m.metric_name == "demographic_parity:gender"]
+    assert fairness and fairness[0].affected_groups == ["gender=female"]
+    assert all(i.assigned_to for i in incidents if i.severity == "CRITICAL")
+    assert store.alerts.list("loan-approval")  # and the alerts were raised
+
+    opened = {i.incident_id for i in store.incidents.list()}
+    healthy = run_analysis(store, "fraud-screening", week, trigger="cli", actor=SYSTEM)
+    earlier = run_analysis(store, "loan-approval", Window(END - timedelta(days=37), END - timedelta(days=30)),
+                           trigger="cli", actor=SYSTEM)
+    assert healthy.breaches() == [] and earlier.breaches() == []
+    assert {i.incident_id for i in store.incidents.list()} == opened  # nothing new opened...
+    assert all(store.incidents.get(i).recovered for i in earlier.incident_ids)  # ...the open ones show recovery
+    assert audit.verify(store).valid
+    store.close()
