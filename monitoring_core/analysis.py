@@ -11,7 +11,9 @@ monitoring_core analyze`` call. A run
 3. reads only the columns the metrics need, loads the active baseline and computes every
    metric (:func:`~monitoring_core.metrics.compute_metrics`);
 4. writes one ``monitoring_records`` document, opens or updates the incidents of its
-   WARNING/CRITICAL metrics and appends an ``analysis_run`` audit entry.
+   WARNING/CRITICAL metrics, appends an ``analysis_run`` audit entry and raises the
+   alerts of those metrics (deduplicated, suppressible; new ones queued for delivery in
+   the outbox, see :mod:`monitoring_core.alerts`).
 
 A run with no active baseline, no predictions in the window or fewer than the model's
 ``min_window_size`` writes a *skipped* record saying why (no exception, no incident).
@@ -19,8 +21,9 @@ A run with no active baseline, no predictions in the window or fewer than the mo
 All or nothing
 --------------
 The writes of step 4 go incidents (with their own audit entries and a model freeze where
-configured), then the record, then the ``analysis_run`` entry: the audit log is
-append-only, so the run's own entry comes last.
+configured), then the record, then the ``analysis_run`` entry, then the alerts and their
+queued deliveries: the audit log is append-only, so the run's own entry comes after what
+it describes, and a notification is queued only for a run that is stored.
 
 - Embedded SQLite: all of it is one transaction (``store.transaction()``); a failure or a
   crash at any point leaves nothing of the run.
@@ -30,7 +33,8 @@ append-only, so the run's own entry comes last.
   restored as it was (the incidents a record touched are found by the record id they
   carry: ``incidents.linked_to``), a freeze it set is lifted, and an ``analysis_failed``
   entry names what was undone, since the entries of those incident changes stay in the
-  append-only log. No ``analysis_run`` entry and no record exist for a failed run. Only a
+  append-only log. No ``analysis_run`` entry and no record exist for a failed run (alerts
+  raised before a failure in the alert step itself stay, pointing at their incident). Only a
   process killed between two writes can leave incident changes that carry the id of a
   record that was never written; the next run of the model updates those incidents.
 """
