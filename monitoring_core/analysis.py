@@ -33,8 +33,8 @@ it describes, and a notification is queued only for a run that is stored.
   restored as it was (the incidents a record touched are found by the record id they
   carry: ``incidents.linked_to``), a freeze it set is lifted, and an ``analysis_failed``
   entry names what was undone, since the entries of those incident changes stay in the
-  append-only log. No ``analysis_run`` entry and no record exist for a failed run (alerts
-  raised before a failure in the alert step itself stay, pointing at their incident). Only a
+  append-only log. No ``analysis_run`` entry and no record exist for a failed run (the alerts
+  raised before a failure in the alert step itself stay). Only a
   process killed between two writes can leave incident changes that carry the id of a
   record that was never written; the next run of the model updates those incidents.
 """
