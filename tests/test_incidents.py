@@ -8,8 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from .conftest import BACKENDS
-
 from monitoring_core import cli, clock, incidents
 from monitoring_core.config import load_settings
 from monitoring_core.errors import Conflict, Forbidden, InvalidInput
@@ -21,6 +19,8 @@ from monitoring_core.models.record import FairnessMetric, FairnessValue, Feature
 from monitoring_core.models.registry import RegisteredModel
 from monitoring_core.models.thresholds import MonitoringConfig, Threshold
 from tests.factories import NOW, make_record
+
+from .conftest import BACKENDS
 
 ESCALATION = incidents.EscalationTable(fairness_owner="cora-oncall", ml_owner="lead-oncall")
 ADMIN = Actor(user_id="ada", role="admin")
