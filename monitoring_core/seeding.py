@@ -18,6 +18,7 @@ from . import audit, baselines
 from .config import Settings
 from .demo import DEFAULT_SEED, DEMO_MODELS, demo_end, generate_predictions, generate_reference
 from .ingest.bulk import store_rows
+from .users import ensure_demo_users
 from .models.audit import AuditEvent
 from .models.common import SYSTEM
 from .models.registry import RegisteredModel
@@ -87,4 +88,7 @@ def seed_demo_once(store, settings: Settings, progress=None) -> DemoReport | Non
     with _seed_lock:
         if not needs_demo(store, settings):
             return None
-        return seed_demo(store, progress=progress)
+        report = seed_demo(store, progress=progress)
+        # Demo mode only: one user per role with the passwords the README lists.
+        ensure_demo_users(store)
+        return report

@@ -30,3 +30,19 @@ def test_the_demo_goes_only_into_an_empty_embedded_store(tmp_path):
         risk_level="low", positive_label="approve", protected_attributes=["gender"])))
     assert not needs_demo(store, embedded)
     store.close()
+
+
+def test_demo_users_come_with_the_demo_and_never_outside_demo_mode(tmp_path, monkeypatch):
+    from monitoring_core import seeding
+
+    monkeypatch.setattr(seeding, "seed_demo", lambda store, progress=None: "seeded")  # the data is tested elsewhere
+    production = SqliteStore(tmp_path / "prod.db")
+    production.ensure_schema()
+    assert seeding.seed_demo_once(production, Settings(data_dir=tmp_path, seed_demo=False)) is None
+    assert production.users.list() == []
+    demo = SqliteStore(tmp_path / "demo.db")
+    demo.ensure_schema()
+    assert seeding.seed_demo_once(demo, Settings(data_dir=tmp_path)) == "seeded"
+    assert sorted(u.username for u in demo.users.list()) == ["admin", "auditor", "compliance", "engineer", "viewer"]
+    production.close()
+    demo.close()

@@ -21,6 +21,7 @@ from .incidents import add_incident_commands
 from .models import add_model_commands
 from .scheduler import add_scheduler_commands
 from .suppressions import add_suppression_commands
+from .users import add_users_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(commands)
     add_health_command(commands)
     add_scheduler_commands(commands)
+    add_users_commands(commands)
     return parser
 
 

@@ -45,6 +45,12 @@ class AuditEvent(enum.StrEnum):
     INCIDENT_RISK_ACCEPTED = "incident_risk_accepted"
     MODEL_FROZEN = "model_frozen"
     MODEL_UNFROZEN = "model_unfrozen"
+    USER_ADDED = "user_added"
+    USER_CHANGED = "user_changed"
+    USER_SIGNED_IN = "user_signed_in"
+    USER_SIGN_IN_FAILED = "user_sign_in_failed"
+    USER_LOCKED = "user_locked"
+    USER_SIGNED_OUT = "user_signed_out"
 
 
 class AuditActor(BaseModel):

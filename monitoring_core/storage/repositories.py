@@ -32,6 +32,7 @@ from ..models.lease import Lease, LeaseHolder
 from ..models.record import MonitoringRecord
 from ..models.registry import RegisteredModel
 from ..models.schedule import BaselineReview, JobExecution
+from ..models.user import User
 from .driver import ASC, DESC, Collection, Cond, Driver, DuplicateKey, Field, Index, Query, Row, parse
 
 DocT = TypeVar("DocT", bound=BaseModel)
@@ -546,6 +547,16 @@ class Models(DocumentRepository[RegisteredModel]):
         return self._select(order=(("model_id", ASC),))
 
 
+class Users(DocumentRepository[User]):
+    """``users``: the app's accounts and roles (passwords as bcrypt hashes)."""
+
+    collection = Collection("users", User, "username", fields=(Field("role"), Field("disabled", "bool")))
+
+    def list(self, include_disabled: bool = True) -> list[User]:
+        conds = () if include_disabled else (Cond("disabled", "==", False),)
+        return self._select(*conds, order=(("username", ASC),))
+
+
 # -- the scheduler's execution history and monthly baseline reviews ---------------------------
 
 
@@ -710,4 +721,5 @@ DOCUMENT_REPOSITORIES: dict[str, type[Repository]] = {
     "deliveries": Deliveries,
     "executions": Executions,
     "baseline_reviews": BaselineReviews,
+    "users": Users,
 }

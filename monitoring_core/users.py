@@ -1,0 +1,158 @@
+"""The app's users: accounts, roles, passwords and sign-in checks (policy section 6).
+
+Passwords are stored as bcrypt hashes (the hash streamlit-authenticator checks). Managing
+users needs the ``operate`` permission (admins); every change, sign-in, failed sign-in and
+lockout is audited. Five failed sign-ins within 15 minutes lock an account for 15 minutes,
+during which even the right password is refused.
+
+The first admin of a production deployment is created from the command line::
+
+    python -m monitoring_core users add alice --name "Alice Martin" --role admin
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import bcrypt
+
+from . import audit, auth, clock
+from .errors import Conflict, Forbidden, InvalidInput
+from .models.audit import AuditEvent
+from .models.common import SYSTEM, Actor, validated
+from .models.user import RoleName, User
+
+LOCKOUT_ATTEMPTS = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+LOCKOUT_DURATION = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 8
+WRITE_ATTEMPTS = 5
+#: bcrypt's work factor (2**12 rounds, its default: about a quarter second a check).
+BCRYPT_ROUNDS = 12
+
+#: Demo mode only (the embedded store with the demo seeded): one user per role, password
+#: ``<username>-demo``. Production never has them (see :func:`ensure_demo_users`).
+DEMO_USERS: dict[str, tuple[str, RoleName]] = {
+    "admin": ("Ada Admin", "admin"),
+    "engineer": ("Eli Engineer", "ml_engineer"),
+    "compliance": ("Carla Compliance", "compliance_officer"),
+    "auditor": ("Aldo Auditor", "auditor"),
+    "viewer": ("Vera Viewer", "viewer"),
+}
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash of ``password`` (refused when shorter than 8 characters)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode("ascii")
+
+
+def password_matches(user: User, password: str) -> bool:
+    return bcrypt.checkpw(password.encode("utf-8"), user.password_hash.encode("ascii"))
+
+
+def add_user(store, *, username: str, name: str, role: RoleName, password: str, actor: Actor,
+             email: str | None = None) -> User:
+    """Create an account; ``Conflict`` if the username exists."""
+    auth.require(actor, auth.Permission.OPERATE)
+    user = validated(User, {"username": username, "name": name, "role": role, "email": email,
+                            "password_hash": hash_password(password)})
+    with store.transaction():
+        store.users.insert(user)
+        audit.record(store, AuditEvent.USER_ADDED, actor, details={"username": username, "role": role})
+    return user
+
+
+def _change(store, username: str, changes: dict, actor: Actor, what: dict) -> User:
+    auth.require(actor, auth.Permission.OPERATE)
+    with store.transaction():
+        user = store.users.update(username, {**changes, "updated_at": clock.now()})
+        audit.record(store, AuditEvent.USER_CHANGED, actor, details={"username": username, **what})
+    return user
+
+
+def disable(store, username: str, *, actor: Actor) -> User:
+    """The account can no longer sign in (it is kept: the audit log names it)."""
+    if username == actor.user_id:
+        raise Conflict("you cannot disable your own account: ask another admin")
+    return _change(store, username, {"disabled": True}, actor, {"disabled": True})
+
+
+def set_role(store, username: str, role: RoleName, *, actor: Actor) -> User:
+    validated(User, {**store.users.get(username).model_dump(), "role": role})  # a clear error for a bad role
+    return _change(store, username, {"role": role}, actor, {"role": role})
+
+
+def set_password(store, username: str, password: str, *, actor: Actor) -> User:
+    """A new password; it also lifts a lockout."""
+    return _change(store, username, {"password_hash": hash_password(password), "failed_sign_ins": [],
+                                     "locked_until": None}, actor, {"password": "changed"})
+
+
+def list_users(store) -> list[User]:
+    return store.users.list()
+
+
+def sign_in(store, username: str, password: str, now: datetime | None = None) -> User:
+    """Check a sign-in and record it: the user on success; ``Forbidden`` (with the reason a
+    person can act on, never which of name or password was wrong) otherwise."""
+    now = now or clock.now()
+    for _ in range(WRITE_ATTEMPTS):
+        user = store.users.find(username)
+        if user is None or user.disabled:
+            audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, SYSTEM, details={"username": username})
+            raise Forbidden("wrong username or password")
+        if user.locked_until is not None and now < user.locked_until:
+            raise Forbidden(f"{username} is locked after {LOCKOUT_ATTEMPTS} failed sign-ins until "
+                            f"{user.locked_until:%H:%M} UTC")
+        try:
+            return _record_attempt(store, user, password_matches(user, password), now)
+        except Conflict:
+            continue  # another attempt was recorded meanwhile: count again on fresh state
+    raise Conflict(f"too many simultaneous sign-ins for {username}; try again")
+
+
+def _record_attempt(store, user: User, succeeded: bool, now: datetime) -> User:
+    actor = Actor(user_id=user.username, role=user.role)
+    expect = {"failed_sign_ins": user.failed_sign_ins}
+    with store.transaction():
+        if succeeded:
+            signed_in = store.users.update(user.username, {"failed_sign_ins": [], "locked_until": None,
+                                                           "last_sign_in": now}, expect=expect)
+            audit.record(store, AuditEvent.USER_SIGNED_IN, actor, details={"username": user.username})
+            return signed_in
+        recent = [t for t in user.failed_sign_ins if now - t < LOCKOUT_WINDOW] + [now]
+        locked = len(recent) >= LOCKOUT_ATTEMPTS
+        store.users.update(user.username, {"failed_sign_ins": [] if locked else recent,
+                                           "locked_until": now + LOCKOUT_DURATION if locked else None},
+                           expect=expect)
+        audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, actor, details={"username": user.username})
+        if locked:
+            audit.record(store, AuditEvent.USER_LOCKED, actor,
+                         details={"username": user.username, "until": (now + LOCKOUT_DURATION).isoformat()})
+    raise Forbidden("wrong username or password" + (f"; {user.username} is now locked for "
+                                                    f"{LOCKOUT_DURATION.seconds // 60} minutes" if locked else ""))
+
+
+def sign_out(store, user: User) -> None:
+    audit.record(store, AuditEvent.USER_SIGNED_OUT, Actor(user_id=user.username, role=user.role),
+                 details={"username": user.username})
+
+
+def credentials_for_authenticator(store) -> dict:
+    """The ``credentials`` streamlit-authenticator takes: enabled users with their hashes."""
+    return {"usernames": {u.username: {"name": u.name, "email": u.email or "", "password": u.password_hash,
+                                       "roles": [u.role]}
+                          for u in store.users.list(include_disabled=False)}}
+
+
+def ensure_demo_users(store) -> list[str]:
+    """Create the demo users that are missing (demo mode only: the caller checks
+    ``Settings.demo_mode``); returns the usernames created."""
+    created = []
+    for username, (name, role) in DEMO_USERS.items():
+        if store.users.find(username) is None:
+            add_user(store, username=username, name=name, role=role, password=f"{username}-demo", actor=SYSTEM)
+            created.append(username)
+    return created
