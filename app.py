@@ -1,16 +1,20 @@
 """Fairwatch: the Streamlit app. Run with ``streamlit run app.py``.
 
-This file opens the store once per process, seeds the demo on a first start, and builds
-the navigation; each page in ``pages/`` is a short script that calls ``monitoring_core``
-and draws.
+This file opens the store once per process, seeds the demo on a first start, starts the
+scheduler sidecar, signs the user in (streamlit-authenticator over the store's ``users``;
+lockout and audit in :mod:`monitoring_core.users`) and builds the navigation; each page in
+``pages/`` is a short script that calls ``monitoring_core`` and draws.
 """
 
 from __future__ import annotations
 
 import streamlit as st
+import streamlit_authenticator as stauth
 
+from monitoring_core import users
 from monitoring_core.config import get_settings
-from monitoring_core.errors import FairwatchError
+from monitoring_core.errors import FairwatchError, Forbidden
+from monitoring_core.models.user import User
 from monitoring_core.scheduler_sidecar import sidecar
 from monitoring_core.seeding import needs_demo, seed_demo_once
 from monitoring_core.storage import open_store
@@ -21,6 +25,53 @@ st.set_page_config(page_title="Fairwatch", page_icon=":material/monitoring:", la
 @st.cache_resource(show_spinner="Opening the store…")
 def get_store():
     return open_store(get_settings())
+
+
+SIGN_IN_FIELDS = {"Form name": "Sign in to Fairwatch", "Username": "Username", "Password": "Password",
+                  "Login": "Sign in"}
+ROLE_NAMES = {"admin": "Admin", "ml_engineer": "ML engineer", "compliance_officer": "Compliance officer",
+              "auditor": "Auditor", "viewer": "Viewer"}
+
+
+def signed_in_user(store, settings) -> User | None:
+    """The signed-in user; otherwise None, after drawing the sign-in form and any refusal."""
+    key, demo_key = users.cookie_key(settings)
+    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), "fairwatch_session", key,
+                                        cookie_expiry_days=1, auto_hash=False)
+    authenticator.login(location="main", fields=SIGN_IN_FIELDS, key="sign-in")
+    # The form checked the password; the core counts failures towards the lockout.
+    tried = authenticator.authentication_controller.authentication_model.credentials["usernames"]
+    for username in [u for u, entry in tried.items() if entry.get("failed_login_attempts")]:
+        try:
+            users.record_sign_in(store, username, succeeded=False)
+        except Forbidden as refused:
+            st.error(str(refused), icon=":material/lock:")
+    status = st.session_state.get("authentication_status")
+    if not status:
+        if status is False and not any(e.get("failed_login_attempts") for e in tried.values()):
+            st.error("Wrong username or password.", icon=":material/lock:")
+        if demo_key:
+            st.info("Demo: sign in as `admin`, `engineer`, `compliance`, `auditor` or `viewer`, with the password "
+                    "`<username>-demo` (for example `engineer` / `engineer-demo`).")
+        return None
+    username = st.session_state["username"]
+    if st.session_state.get("fairwatch_user") != username:  # once per sign-in, not per rerun
+        try:
+            users.record_sign_in(store, username, succeeded=True)
+        except Forbidden as refused:  # right password, but locked or disabled
+            authenticator.logout(location="unrendered")
+            st.error(str(refused), icon=":material/lock:")
+            return None
+        st.session_state["fairwatch_user"] = username
+    user = store.users.get(username)
+    with st.sidebar:
+        st.markdown(f"**{user.name}**  \n{ROLE_NAMES[user.role]}")
+        if st.button("Sign out", key="sign-out"):
+            users.sign_out(store, user)
+            st.session_state.pop("fairwatch_user", None)
+            authenticator.logout(location="unrendered")
+            st.rerun()
+    return user
 
 
 def main() -> None:
@@ -35,9 +86,19 @@ def main() -> None:
             bar = st.progress(0.0)
             seed_demo_once(store, settings, progress=lambda fraction, message: bar.progress(fraction, text=message))
             status.update(label="Demo models ready", state="complete", expanded=False)
+    if settings.demo_mode:  # a demo store from before the accounts existed gets them too
+        users.ensure_demo_users(store)
     st.session_state["store"] = store
     # The scheduler runs in this process once, whatever the number of sessions and reruns.
     sidecar(lambda: open_store(settings), settings)
+    try:
+        user = signed_in_user(store, settings)
+    except FairwatchError as exc:
+        st.error(f"**Fairwatch cannot start.** {exc}", icon=":material/error:")
+        st.stop()
+    if user is None:
+        st.stop()
+    st.session_state["actor"] = users.actor_of(user)
     navigation = st.navigation([
         st.Page("pages/models.py", title="Models", icon=":material/inventory_2:", default=True),
     ])

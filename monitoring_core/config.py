@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # Audit log: the HMAC-SHA256 key of its entry signatures and checkpoints. Required
     # outside demo mode; in demo mode a public demo key stands in, labelled as such.
     audit_key: SecretStr | None = Field(None, min_length=16, description="FAIRWATCH_AUDIT_KEY, 16+ characters")
+    # The app's sign-in cookie is signed with this key; the app refuses to start without one
+    # outside demo mode (the CLI does not need it).
+    cookie_key: SecretStr | None = Field(None, min_length=32, description="FAIRWATCH_COOKIE_KEY, 32+ characters")
 
     @property
     def demo_mode(self) -> bool:
@@ -222,7 +225,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 # Never echo these back: a connection string carries credentials.
-_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri", "audit_key", "slack_webhook_url", "smtp_password", "alert_models"}
+_SECRET_SETTINGS = {"MONGODB_URI", "mongodb_uri", "audit_key", "cookie_key", "slack_webhook_url", "smtp_password",
+                    "alert_models"}
 
 
 def _source_of(name: str) -> str:

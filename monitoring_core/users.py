@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 import bcrypt
 
 from . import audit, auth, clock
-from .errors import Conflict, Forbidden, InvalidInput
+from .config import Settings
+from .errors import ConfigError, Conflict, Forbidden, InvalidInput
 from .models.audit import AuditEvent
 from .models.common import SYSTEM, Actor, validated
 from .models.user import RoleName, User
@@ -39,6 +40,22 @@ DEMO_USERS: dict[str, tuple[str, RoleName]] = {
     "auditor": ("Aldo Auditor", "auditor"),
     "viewer": ("Vera Viewer", "viewer"),
 }
+
+
+#: Signs the demo's sign-in cookie. Public, so used in demo mode only and labelled there.
+DEMO_COOKIE_KEY = "fairwatch-demo-cookie-key-not-a-secret-0000"
+
+
+def cookie_key(settings: Settings) -> tuple[str, bool]:
+    """The key that signs the app's sign-in cookie, and whether it is the public demo key;
+    ``ConfigError`` outside demo mode without ``FAIRWATCH_COOKIE_KEY``."""
+    if settings.cookie_key is not None:
+        return settings.cookie_key.get_secret_value(), False
+    if settings.demo_mode:
+        return DEMO_COOKIE_KEY, True
+    raise ConfigError("FAIRWATCH_COOKIE_KEY is not set: outside demo mode the app's sign-in cookie needs its own "
+                      "signing key (32+ characters). Generate one with "
+                      "`python -c \"import secrets; print(secrets.token_hex(32))\"` and keep it secret")
 
 
 def hash_password(password: str) -> str:
@@ -97,17 +114,27 @@ def list_users(store) -> list[User]:
 def sign_in(store, username: str, password: str, now: datetime | None = None) -> User:
     """Check a sign-in and record it: the user on success; ``Forbidden`` (with the reason a
     person can act on, never which of name or password was wrong) otherwise."""
+    user = store.users.find(username)
+    if user is None or user.disabled:
+        audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, SYSTEM, details={"username": username})
+        raise Forbidden("wrong username or password")
+    return record_sign_in(store, username, password_matches(user, password), now)
+
+
+def record_sign_in(store, username: str, succeeded: bool, now: datetime | None = None) -> User:
+    """Record a sign-in whose password was checked elsewhere (the app's sign-in form):
+    the user when it stands; ``Forbidden`` when it failed or the account is locked or
+    disabled. Failures count towards the lockout."""
     now = now or clock.now()
     for _ in range(WRITE_ATTEMPTS):
-        user = store.users.find(username)
-        if user is None or user.disabled:
-            audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, SYSTEM, details={"username": username})
-            raise Forbidden("wrong username or password")
+        user = store.users.get(username)
+        if user.disabled:
+            raise Forbidden(f"{username} is disabled")
         if user.locked_until is not None and now < user.locked_until:
             raise Forbidden(f"{username} is locked after {LOCKOUT_ATTEMPTS} failed sign-ins until "
                             f"{user.locked_until:%H:%M} UTC")
         try:
-            return _record_attempt(store, user, password_matches(user, password), now)
+            return _record_attempt(store, user, succeeded, now)
         except Conflict:
             continue  # another attempt was recorded meanwhile: count again on fresh state
     raise Conflict(f"too many simultaneous sign-ins for {username}; try again")
@@ -133,6 +160,11 @@ def _record_attempt(store, user: User, succeeded: bool, now: datetime) -> User:
                          details={"username": user.username, "until": (now + LOCKOUT_DURATION).isoformat()})
     raise Forbidden("wrong username or password" + (f"; {user.username} is now locked for "
                                                     f"{LOCKOUT_DURATION.seconds // 60} minutes" if locked else ""))
+
+
+def actor_of(user: User) -> Actor:
+    """The acting identity of a signed-in user, for every core call the app makes."""
+    return Actor(user_id=user.username, user_email=user.email, role=user.role)
 
 
 def sign_out(store, user: User) -> None:

@@ -28,10 +28,36 @@ def environment(monkeypatch, tmp_path):
     st.cache_resource.clear()
 
 
-def run_app() -> AppTest:
+COOKIE_KEY = "test-cookie-key-0123456789abcdef0123456789"
+
+
+def run_app(username: str | None = "admin", password: str | None = None) -> AppTest:
+    """Open the app as a new browser session; sign in through the form unless ``username``
+    is None (``password`` defaults to the demo user's)."""
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     app.run()
+    if username is not None and not app.error:
+        sign_in(app, username, password or f"{username}-demo")
     return app
+
+
+def sign_in(app: AppTest, username: str, password: str) -> None:
+    app.text_input[0].input(username)
+    app.text_input[1].input(password)
+    app.button[0].click()
+    app.run()
+
+
+def production_user(tmp_path, username="ops", role="admin", password="a long passphrase"):
+    """Outside demo mode: a cookie key and an account made as the README says (CLI/API)."""
+    from monitoring_core import users
+    from monitoring_core.models.common import SYSTEM
+    from monitoring_core.storage import open_store
+
+    store = open_store(config.load_settings())
+    users.add_user(store, username=username, name="Olga Ops", role=role, password=password, actor=SYSTEM)
+    store.close()
+    return username, password
 
 
 def test_first_start_seeds_the_demo_and_lists_both_models(environment):
@@ -46,9 +72,42 @@ def test_first_start_seeds_the_demo_and_lists_both_models(environment):
 
 def test_seeding_can_be_switched_off(environment, monkeypatch):
     monkeypatch.setenv("FAIRWATCH_SEED_DEMO", "false")
-    app = run_app()
+    monkeypatch.setenv("FAIRWATCH_COOKIE_KEY", COOKIE_KEY)
+    username, password = production_user(environment)
+    app = run_app(username, password)
     assert not app.exception
     assert "No predictions yet" in app.info[0].value
+
+
+def test_outside_demo_mode_the_app_refuses_to_start_without_a_cookie_key(environment, monkeypatch):
+    monkeypatch.setenv("FAIRWATCH_SEED_DEMO", "false")
+    app = run_app(None)
+    assert not app.exception
+    assert "FAIRWATCH_COOKIE_KEY" in app.error[0].value and not app.text_input
+
+
+def test_the_sidebar_names_the_user_and_role_and_offers_sign_out(environment):
+    # Signing out (the authenticator's cookie is a browser component) is covered in
+    # test_app_browser.py, in a real browser.
+    from monitoring_core.models.audit import AuditEvent
+
+    app = run_app("compliance")
+    assert "Carla Compliance" in app.sidebar.markdown[0].value and "Compliance officer" in app.sidebar.markdown[0].value
+    assert [b.label for b in app.sidebar.button] == ["Sign out"]
+    assert app.session_state["actor"].role == "compliance_officer"
+    store = app.session_state["store"]
+    assert [e.details["username"] for e in store.audit.list(event_types=[AuditEvent.USER_SIGNED_IN])] == ["compliance"]
+
+
+def test_a_wrong_password_is_refused_and_five_lock_the_account(environment):
+    app = run_app("engineer", "not-the-password")
+    assert "Wrong username or password" in app.error[0].value or "wrong username" in app.error[0].value
+    assert app.title == [] or app.title[0].value != "Monitored models"
+    for _ in range(4):
+        sign_in(app, "engineer", "still-wrong")
+    assert any("locked" in e.value for e in app.error)
+    locked = run_app("engineer")  # even the right password, from a new session
+    assert any("locked" in e.value for e in locked.error) and not locked.title
 
 
 def test_a_bad_setting_is_shown_as_an_error(environment, monkeypatch):
