@@ -204,6 +204,26 @@ def test_unseen_category_is_a_bin_of_its_own(drifted_record, baseline):
     assert drifted_record.metrics.data_drift.psi["purpose"].value > 0.25
 
 
+def test_the_record_keeps_the_distributions_the_pages_draw(reference, drifted_record):
+    charts = drifted_record.distributions
+    income = charts.features["income"]
+    assert len(income.bins) == 10 and income.bins[0].startswith("< ") and income.bins[-1].startswith("≥ ")
+    assert income.baseline == pytest.approx([0.1] * 10, abs=0.01)  # decile bins of the reference
+    assert sum(income.current) == pytest.approx(1.0) and income.current[-1] > 0.3  # income shifted upwards
+    purpose = charts.features["purpose"]
+    assert purpose.bins[-1] == "solar" and purpose.baseline[-1] == 0.0 and purpose.current[-1] > 0.15
+    classes = charts.predicted_classes
+    assert set(classes.bins) == {"approve", "reject"}
+    assert classes.current == [drifted_record.metrics.model_drift.prediction_distribution_shift
+                               .current_distribution[c] for c in classes.bins]
+    confidence = charts.confidence
+    scores = reference[col.CONFIDENCE].dropna()  # a missing income leaves no score
+    expected = np.histogram(scores, bins=10, range=(0, 1))[0] / len(scores)
+    assert confidence.baseline == pytest.approx(expected.tolist())
+    assert confidence.bins[0] == "0.0–0.1" and confidence.current[:5] == [0.0] * 5  # max(p, 1 - p) >= 0.5
+    assert MonitoringRecord.model_validate_json(drifted_record.model_dump_json()).distributions == charts
+
+
 # -- edge cases ------------------------------------------------------------------------------
 
 def test_empty_window(baseline, stable_window):

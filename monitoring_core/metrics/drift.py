@@ -106,11 +106,18 @@ def category_frequencies(column: CategoricalColumn) -> dict[str, float]:
 
 
 def category_proportions(reference_frequencies: dict[str, float], current: CategoricalColumn
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and current proportions over the reference's categories plus the new ones."""
-    _, ref_p, cur_p = align_categories(list(reference_frequencies), list(reference_frequencies.values()),
-                                       current.categories, current.counts())
-    return ref_p, cur_p
+                         ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The reference's categories plus the new ones, and the reference and current proportions over them."""
+    return align_categories(list(reference_frequencies), list(reference_frequencies.values()),
+                            current.categories, current.counts())
+
+
+def numeric_bin_labels(edges: Sequence[float]) -> list[str]:
+    """A label per bin of interior ``edges`` (outer bins open): ``< e0``, ``[e0, e1)``, …, ``≥ en``."""
+    shown = [f"{e:.4g}" for e in edges]
+    if not shown:
+        return ["all values"]
+    return [f"< {shown[0]}"] + [f"[{a}, {b})" for a, b in zip(shown, shown[1:])] + [f"≥ {shown[-1]}"]
 
 
 def binned_proportions(reference, current, *, bins: int = 10, kind: Kind = "auto"
@@ -131,7 +138,8 @@ def binned_proportions(reference, current, *, bins: int = 10, kind: Kind = "auto
     ref_c, cur_c = categorical_sample(reference, "reference"), categorical_sample(current, "current")
     _non_empty(int(ref_c.counts().sum()), "reference")
     _non_empty(int(cur_c.counts().sum()), "current")
-    return category_proportions(category_frequencies(ref_c), cur_c)
+    _, ref_p, cur_p = category_proportions(category_frequencies(ref_c), cur_c)
+    return ref_p, cur_p
 
 
 def psi_from_proportions(reference_p: np.ndarray, current_p: np.ndarray, eps: float = 1e-4) -> float:

@@ -36,6 +36,7 @@ from ..models.record import (
     AnalysisPeriod,
     DataDrift,
     DataQuality,
+    Distributions,
     EntropyChange,
     ExplanationDrift,
     FairnessDrift,
@@ -43,6 +44,7 @@ from ..models.record import (
     FairnessValue,
     FeatureMetric,
     FeatureQuality,
+    Histogram,
     MetricValue,
     ModelDrift,
     MonitoringRecord,
@@ -58,6 +60,7 @@ from ..models.thresholds import MonitoringConfig, Threshold, ThresholdSet
 from .drift import (
     category_proportions,
     kl_from_proportions,
+    numeric_bin_labels,
     numeric_proportions,
     psi_from_proportions,
     total_variation,
@@ -84,7 +87,16 @@ from .fairness import (
 )
 from .labels import LabelProblem, positive_class_problem
 from .model import MIN_CHUNKS, chunks_by_hour, distribution_shift, net_volatility, output_entropy_change
-from .outputs import Outputs, entropy_sources, explanation_names, output_entropy, read_outputs, read_shap
+from .outputs import (
+    Outputs,
+    confidence_bin_labels,
+    confidence_histogram,
+    entropy_sources,
+    explanation_names,
+    output_entropy,
+    read_outputs,
+    read_shap,
+)
 from .quality import categorical_column, numeric_column, range_violations, schema_violations
 from .severity import (
     aggregated_score,
@@ -150,7 +162,7 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
     window = _usable_columns(window)
     thresholds = config.active_thresholds
 
-    data_drift, feature_quality = _data_drift(window, baseline, config, thresholds)
+    data_drift, feature_quality, histograms = _data_drift(window, baseline, config, thresholds)
     outputs = read_outputs(window, config.positive_label, _known_labels(baseline, config))
     label_problem = positive_class_problem(config.positive_label, outputs, set(baseline.known_labels),
                                            "the classes seen (window predictions and labels, baseline)")
@@ -186,12 +198,30 @@ def compute_metrics(window: pd.DataFrame, baseline: DriftSnapshot, config: Monit
         metric_scores={name: value for by_item in metric_scores.values() for name, value in by_item.items()},
         aggregated_score_threshold=thresholds.aggregated_score,
         max_severity=overall_severity(every_metric, score, thresholds.aggregated_score),
+        distributions=Distributions(features=histograms, predicted_classes=_class_histogram(baseline, model_drift),
+                                    confidence=_confidence_histogram(window, baseline)),
         analyzer_version=ANALYZER_VERSION,
         execution_time_ms=(time.perf_counter() - started) * 1000.0,
     )
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+def _class_histogram(baseline: DriftSnapshot, drift: ModelDrift) -> Histogram | None:
+    current = drift.prediction_distribution_shift.current_distribution
+    if not current and not baseline.prediction_distribution:
+        return None
+    classes = list(dict.fromkeys([*baseline.prediction_distribution, *current]))
+    return Histogram(bins=classes, baseline=[baseline.prediction_distribution.get(c, 0.0) for c in classes],
+                     current=[current.get(c, 0.0) for c in classes])
+
+
+def _confidence_histogram(window: pd.DataFrame, baseline: DriftSnapshot) -> Histogram | None:
+    current = confidence_histogram(window)
+    if current is None:
+        return None
+    return Histogram(bins=confidence_bin_labels(), baseline=baseline.confidence_histogram, current=current.tolist())
+
 
 def _guarded(kind: type[M], threshold: Threshold | None, compute: Callable[[], M], *,
              reason: Reason = Reason.INVALID_INPUT, **fields) -> M:
@@ -251,6 +281,7 @@ class _FeatureResult:
     def __init__(self):
         self.metrics: dict[str, FeatureMetric] = {}
         self.quality = FeatureQuality()
+        self.histogram: Histogram | None = None
 
 
 def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: MonitoringConfig,
@@ -260,11 +291,14 @@ def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Monitorin
     present = [c for c in window.columns if c.startswith(col.FEATURE_PREFIX)]
     families: dict[str, dict[str, FeatureMetric]] = {spec.name: {} for spec in metrics_of(DATA)}
     by_feature: dict[str, FeatureQuality] = {}
+    histograms: dict[str, Histogram] = {}
     for name, reference in baseline.feature_distributions.items():
         result = _feature_drift(window, name, reference, config, thresholds)
         for family, metric in result.metrics.items():
             families[family][name] = metric
         by_feature[name] = result.quality
+        if result.histogram is not None:
+            histograms[name] = result.histogram
     kinds = {d.dtype for d in baseline.feature_distributions.values()}
     drift = DataDrift(**{
         spec.name: families[spec.name] if spec.scope is Scope.FEATURE
@@ -276,7 +310,7 @@ def _data_drift(window: pd.DataFrame, baseline: DriftSnapshot, config: Monitorin
         unexpected_features=sorted(c[len(col.FEATURE_PREFIX):] for c in set(present) - set(expected)),
         by_feature=by_feature,
     )
-    return drift, quality
+    return drift, quality, histograms
 
 
 def _no_feature_reason(spec: reg.MetricSpec, kinds: set[str]) -> tuple[Reason, str]:
@@ -346,6 +380,8 @@ def _numerical_feature(series: pd.Series, name: str, reference: FeatureDistribut
     fields = dict(feature=name, sample_count=int(s.size), reference_count=reference.sample_count)
     ref_p = np.asarray(reference.bin_proportions, dtype=float)
     cur_p = numeric_proportions(np.asarray(reference.bin_edges, dtype=float), s)
+    result.histogram = Histogram(bins=numeric_bin_labels(reference.bin_edges), baseline=ref_p.tolist(),
+                                 current=cur_p.tolist())
     _judge_proportions(result, ref_p, cur_p, config, thresholds, fields)
     threshold = thresholds[reg.WASSERSTEIN_DISTANCE.name]
     result.metrics[reg.WASSERSTEIN_DISTANCE.name] = _guarded(
@@ -386,7 +422,8 @@ def _categorical_feature(series: pd.Series, name: str, reference: FeatureDistrib
                    (reg.PSI.name, reg.KL_DIVERGENCE.name, reg.CATEGORY_FREQUENCY_SHIFT.name)):
         return result
     fields = dict(feature=name, sample_count=total, reference_count=reference.sample_count)
-    ref_p, cur_p = category_proportions(reference.frequencies or {}, values)
+    categories, ref_p, cur_p = category_proportions(reference.frequencies or {}, values)
+    result.histogram = Histogram(bins=categories, baseline=ref_p.tolist(), current=cur_p.tolist())
     _judge_proportions(result, ref_p, cur_p, config, thresholds, fields, categorical=True)
     return result
 

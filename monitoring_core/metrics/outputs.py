@@ -59,6 +59,26 @@ def output_entropy(frame: pd.DataFrame, source: str, eps: float) -> EntropyReadi
     return EntropyReading(mean, count, int((~valid & ~all_missing).sum()))
 
 
+CONFIDENCE_BINS = 10
+
+
+def confidence_bin_labels() -> list[str]:
+    return [f"{i / CONFIDENCE_BINS:.1f}–{(i + 1) / CONFIDENCE_BINS:.1f}" for i in range(CONFIDENCE_BINS)]
+
+
+def confidence_histogram(frame: pd.DataFrame) -> np.ndarray | None:
+    """Share of the valid confidences (finite, in [0, 1]) in ten equal bins over [0, 1]
+    (1.0 in the last); None when the frame has none."""
+    if col.CONFIDENCE not in frame.columns:
+        return None
+    values = parse_numbers(frame[col.CONFIDENCE]).values
+    valid = values[(values >= 0) & (values <= 1)]  # NaN fails both comparisons
+    if not valid.size:
+        return None
+    bins = np.minimum((valid * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
+    return np.bincount(bins, minlength=CONFIDENCE_BINS) / valid.size
+
+
 def explanation_names(frame: pd.DataFrame) -> list[str]:
     return col.names_with_prefix(frame.columns, col.EXPLANATION_PREFIX)
 

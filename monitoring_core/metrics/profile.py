@@ -46,7 +46,7 @@ from .binning import QUANTILE_GRID_SIZE, quantile_bin_edges, quantile_grid, quan
 from .drift import category_frequencies, numeric_proportions, wasserstein_to_grid
 from .fairness import METRICS, assess, attribute_table, protected_groups
 from .labels import positive_class_problem
-from .outputs import entropy_sources, output_entropy, read_outputs
+from .outputs import confidence_histogram, entropy_sources, output_entropy, read_outputs
 from .quality import categorical_column, numeric_column
 
 SUMMARY_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
@@ -145,6 +145,7 @@ def build_baseline(frame: pd.DataFrame, config: MonitoringConfig, *, model_id: s
         baseline_accuracy=accuracy, labelled_count=labelled,
         output_entropy=OutputEntropy(**{s: output_entropy(frame, s, config.eps).mean for s in entropy_sources(frame)}),
         shap_distributions=_shap_distributions(frame),
+        confidence_histogram=_listed(confidence_histogram(frame)),
     )
     if created_at is not None:
         fields["created_at"] = created_at
@@ -203,3 +204,7 @@ def _shap_distributions(frame: pd.DataFrame) -> dict[str, ShapDistribution]:
                                         median=float(np.median(values)), mean_abs=float(np.abs(values).mean()),
                                         sample_count=int(values.size))
     return result
+
+
+def _listed(shares) -> list[float] | None:
+    return None if shares is None else shares.tolist()

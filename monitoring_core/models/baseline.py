@@ -130,6 +130,8 @@ class DriftSnapshot(Document):
     baseline_accuracy: float | None = Field(default=None, ge=0, le=1)
     labelled_count: int = Field(default=0, ge=0)
     output_entropy: OutputEntropy = Field(default_factory=OutputEntropy)
+    confidence_histogram: list[float] | None = Field(
+        default=None, description="share of confidences in ten equal bins over [0, 1]")
     shap_distributions: dict[str, ShapDistribution] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -210,6 +210,31 @@ class DataQuality(Part):
     by_feature: dict[str, FeatureQuality] = Field(default_factory=dict)
 
 
+class Histogram(Part):
+    """Shares per bin of the baseline and of the run's window: what a chart needs, so the
+    pages draw distributions from records, never from raw predictions."""
+
+    bins: list[str]
+    baseline: list[float] | None = None
+    current: list[float]
+
+    @model_validator(mode="after")
+    def _one_share_per_bin(self) -> Histogram:
+        for side in (self.baseline, self.current):
+            if side is not None and len(side) != len(self.bins):
+                raise ValueError(f"{len(side)} shares for {len(self.bins)} bins")
+        return self
+
+
+class Distributions(Part):
+    """Per feature: its drift bins (the baseline's quantile bins or categories, new
+    categories added); the predicted classes; the confidence in ten equal bins over [0, 1]."""
+
+    features: dict[str, Histogram] = Field(default_factory=dict)
+    predicted_classes: Histogram | None = None
+    confidence: Histogram | None = None
+
+
 class RecordMetrics(Part):
     data_drift: DataDrift
     fairness_drift: FairnessDrift
@@ -265,6 +290,7 @@ class MonitoringRecord(Document):
     aggregated_score_threshold: Threshold | None = Field(
         default=None, description="policy 2.3: the score alone is CRITICAL beyond this")
     max_severity: Severity
+    distributions: Distributions = Field(default_factory=Distributions)
     incident_ids: list[str] = Field(default_factory=list)
     analyzer_version: str | None = None
     execution_time_ms: float | None = Field(default=None, ge=0)
