@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from . import audit, baselines
+from . import analysis, audit, baselines
 from .config import Settings
 from .demo import DEFAULT_SEED, DEMO_MODELS, demo_end, generate_predictions, generate_reference
 from .ingest.bulk import store_rows
@@ -33,16 +33,21 @@ class DemoReport:
 
     predictions: dict[str, int]
     baselines: dict[str, str]
+    analyses: dict[str, int]
 
     def __str__(self) -> str:
         return "; ".join(f"{m}: {n:,} predictions, active baseline {self.baselines[m]}"
                          for m, n in self.predictions.items())
 
 
+HISTORY_DAYS = 30
+
+
 def seed_demo(store, *, actor=None, seed: int = DEFAULT_SEED, end: datetime | None = None,
-              progress=None) -> DemoReport:
-    """Register the demo models, give each an active baseline from its validation set and
-    store its 60 days of predictions. Every step is audited.
+              progress=None, history_days: int = HISTORY_DAYS) -> DemoReport:
+    """Register the demo models, give each an active baseline from its validation set,
+    store its 60 days of predictions and analyse each of the last ``history_days`` days, so
+    the pages have a history from the first start. Every step is audited.
 
     ``progress(fraction, message)`` is called as the work advances (CLI bar, app status).
     Seeding twice with the same seed and ``end`` stores nothing twice (ids are fixed).
@@ -52,9 +57,10 @@ def seed_demo(store, *, actor=None, seed: int = DEFAULT_SEED, end: datetime | No
     report = progress or (lambda fraction, message: None)
     stored: dict[str, int] = {}
     snapshots: dict[str, str] = {}
-    steps = len(DEMO_MODELS) * 3
+    analysed: dict[str, int] = {}
+    steps = len(DEMO_MODELS) * 4
     for index, model in enumerate(DEMO_MODELS):
-        done = index * 3
+        done = index * 4
         report(done / steps, f"{model.model_id}: registering")
         config = MonitoringConfig(risk_level=model.risk_level, positive_label=model.positive_label,
                                   protected_attributes=list(model.protected_attributes))
@@ -74,8 +80,24 @@ def seed_demo(store, *, actor=None, seed: int = DEFAULT_SEED, end: datetime | No
         stored[model.model_id] = inserted
         audit.record(store, AuditEvent.DEMO_SEEDED, actor, target={"model_id": model.model_id},
                      details={"predictions": inserted, "seed": seed, "end": end.isoformat()})
+        report((done + 3) / steps, f"{model.model_id}: analysing the last {history_days} days")
+        analysed[model.model_id] = _analyse_daily(store, model.model_id, end, history_days, actor)
     report(1.0, "demo ready")
-    return DemoReport(stored, snapshots)
+    return DemoReport(stored, snapshots, analysed)
+
+
+def _analyse_daily(store, model_id: str, end: datetime, days: int, actor) -> int:
+    """One analysis per whole UTC day before ``end``, oldest first, as the daily schedule
+    would have run them; days already analysed are left alone. Returns the runs made."""
+    last_midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    day_ends = [last_midnight - timedelta(days=back) for back in range(days - 1, -1, -1)]
+    done = {r.analysis_period.end for r in store.records.history(model_id, day_ends[0], last_midnight
+                                                                   + timedelta(seconds=1))}
+    todo = [day_end for day_end in day_ends if day_end not in done]
+    for day_end in todo:
+        analysis.run_analysis(store, model_id, analysis.Window(day_end - timedelta(days=1), day_end),
+                              trigger="scheduled", actor=actor)
+    return len(todo)
 
 
 def needs_demo(store, settings: Settings) -> bool:

@@ -44,9 +44,15 @@ def test_the_demo_is_stored_with_active_baselines_and_an_intact_audit_chain(seed
         assert store.baselines.active(model_id).snapshot_id == report.baselines[model_id]
     assert store.models.get("loan-approval").monitoring.positive_label == "approve"
     chain = audit.verify(store)
-    assert chain.valid and chain.total_entries == 8
-    again = seed_demo(store, end=END)  # same seed and end: nothing stored twice
+    assert chain.valid
+    assert report.analyses == {"loan-approval": 30, "fraud-screening": 30}  # the pages' first history
+    for model_id in report.predictions:
+        days = [r.analysis_period for r in store.records.history(model_id)]
+        assert [p.end - p.start for p in days] == [timedelta(days=1)] * 30
+        assert days[-1].end == END.replace(hour=0, minute=0, second=0, microsecond=0)
+    again = seed_demo(store, end=END)  # same seed and end: nothing stored or analysed twice
     assert again.predictions == {"loan-approval": 0, "fraud-screening": 0}
+    assert again.analyses == {"loan-approval": 0, "fraud-screening": 0}
 
 
 def test_the_troubled_model_breaches_data_drift_and_fairness_for_women(seeded):

@@ -51,6 +51,8 @@ class AuditEvent(enum.StrEnum):
     USER_SIGN_IN_FAILED = "user_sign_in_failed"
     USER_LOCKED = "user_locked"
     USER_SIGNED_OUT = "user_signed_out"
+    PAGE_VIEWED = "page_viewed"  # policy 6: who viewed what, when
+    TABLE_EXPORTED = "table_exported"
 
 
 class AuditActor(BaseModel):

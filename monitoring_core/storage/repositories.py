@@ -227,6 +227,7 @@ class Records(DocumentRepository[MonitoringRecord]):
             Index((("model_id", ASC), ("timestamp", DESC))),
             Index((("max_severity", ASC), ("timestamp", DESC))),
             Index((("analysis_period.start", ASC), ("analysis_period.end", ASC))),
+            Index((("model_id", ASC), ("analysis_period.end", ASC))),
             Index((("timestamp", ASC),), ttl="monitoring_records", name="ttl_timestamp"),
         ))
 
@@ -235,6 +236,12 @@ class Records(DocumentRepository[MonitoringRecord]):
         """Records by run ``timestamp`` in ``[start, end)``, newest first."""
         return self._select(Cond("model_id", "==", model_id), *time_range("timestamp", start, end),
                             order=newest("timestamp"), limit=limit)
+
+    def history(self, model_id: str, start: datetime | None = None, end: datetime | None = None
+                ) -> list[MonitoringRecord]:
+        """Records whose analysed period ends in ``[start, end)``, oldest first (the pages' history)."""
+        return self._select(Cond("model_id", "==", model_id), *time_range("analysis_period.end", start, end),
+                            order=(("analysis_period.end", ASC),))
 
     def latest(self, model_id: str, status: str | None = None) -> MonitoringRecord | None:
         """The newest record of the model, or of those with ``status`` (completed, skipped)."""
