@@ -11,7 +11,8 @@ from __future__ import annotations
 import streamlit as st
 import streamlit_authenticator as stauth
 
-from monitoring_core import users
+import widgets
+from monitoring_core import users, views
 from monitoring_core.config import get_settings
 from monitoring_core.errors import FairwatchError, Forbidden
 from monitoring_core.models.user import User
@@ -74,6 +75,33 @@ def signed_in_user(store, settings) -> User | None:
     return user
 
 
+def navigation_for(actor) -> tuple[object, dict]:
+    """``st.navigation`` with the pages the actor's role may open (policy 6), by section."""
+    sections: dict[str, list] = {}
+    pages = {}
+    for spec in views.pages_for(actor):
+        page = st.Page(f"pages/{spec.key}.py", title=spec.title, icon=PAGE_ICONS[spec.key], url_path=spec.key,
+                       default=spec.key == "drift")
+        sections.setdefault(spec.section, []).append(page)
+        pages[spec.title] = spec
+    return st.navigation(sections), pages
+
+
+PAGE_ICONS = {"drift": ":material/monitoring:", "fairness": ":material/balance:",
+              "health": ":material/health_metrics:", "incidents": ":material/crisis_alert:",
+              "models": ":material/inventory_2:"}
+
+
+def audit_page_view(store, actor, spec, selection) -> None:
+    """Policy 6: who viewed what, when. Once per page, model and range in a session, not per rerun."""
+    shown = {"model_id": selection.model_id, "range": str(selection.range),
+             "incident_id": st.query_params.get("incident")}
+    key = (spec.key, tuple(sorted((k, v) for k, v in shown.items() if v)))
+    if st.session_state.get("fw_last_view") != key:
+        views.record_page_view(store, actor, spec, **shown)
+        st.session_state["fw_last_view"] = key
+
+
 def main() -> None:
     try:
         settings = get_settings()
@@ -81,29 +109,35 @@ def main() -> None:
     except FairwatchError as exc:
         st.error(f"**Fairwatch cannot start.** {exc}", icon=":material/error:")
         st.stop()
-    if needs_demo(store, settings):
-        with st.status("First start: creating the demo models…", expanded=True) as status:
-            bar = st.progress(0.0)
-            seed_demo_once(store, settings, progress=lambda fraction, message: bar.progress(fraction, text=message))
-            status.update(label="Demo models ready", state="complete", expanded=False)
-    if settings.demo_mode:  # a demo store from before the accounts existed gets them too
-        users.ensure_demo_users(store)
-    st.session_state["store"] = store
-    # The scheduler runs in this process once, whatever the number of sessions and reruns.
-    sidecar(lambda: open_store(settings), settings)
     try:
+        if needs_demo(store, settings):
+            with st.status("First start: creating the demo models…", expanded=True) as status:
+                bar = st.progress(0.0)
+                seed_demo_once(store, settings,
+                               progress=lambda fraction, message: bar.progress(fraction, text=message))
+                status.update(label="Demo models ready", state="complete", expanded=False)
+        if settings.demo_mode:  # a demo store from before the accounts existed gets them too
+            users.ensure_demo_users(store)
+        st.session_state["store"] = store
+        # The scheduler runs in this process once, whatever the number of sessions and reruns.
+        sidecar(lambda: open_store(settings), settings)
         user = signed_in_user(store, settings)
     except FairwatchError as exc:
         st.error(f"**Fairwatch cannot start.** {exc}", icon=":material/error:")
         st.stop()
     if user is None:
         st.stop()
-    st.session_state["actor"] = users.actor_of(user)
-    navigation = st.navigation([
-        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:", default=True),
-    ])
-    st.sidebar.caption(f"Store: {store.description}")
-    navigation.run()
+    actor = users.actor_of(user)
+    st.session_state["actor"] = actor
+    navigation, pages = navigation_for(actor)
+    try:
+        selection = widgets.controls([m.model_id for m in store.models.list()])
+        st.session_state["selection"] = selection
+        audit_page_view(store, actor, pages[navigation.title], selection)
+        st.sidebar.caption(f"Store: {store.description}")
+        navigation.run()
+    except FairwatchError as exc:  # a lost connection, a refused action: said on the page, never a traceback
+        st.error(str(exc), icon=":material/error:")
 
 
 main()

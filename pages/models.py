@@ -7,10 +7,12 @@ from datetime import timedelta
 import plotly.express as px
 import streamlit as st
 
+import widgets
 from monitoring_core import catalog, clock
 from monitoring_core.errors import FairwatchError
 
-store = st.session_state["store"]
+PAGE = "models"
+store = widgets.store()
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -41,14 +43,14 @@ st.dataframe(models, hide_index=True, width="stretch", column_config={
     "first_prediction": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
     "last_prediction": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
 })
-st.download_button("Export CSV", models.to_csv(index=False), file_name="fairwatch-models.csv", mime="text/csv",
-                   icon=":material/download:")
+widgets.export_button(models, PAGE, "models", "fairwatch-models.csv")
 
-model_id = st.selectbox("Model", models["model_id"].tolist())
+model_id = st.session_state["selection"].model_id
+st.subheader(f"Daily volume of {model_id}")
 days = st.segmented_control("Period", [7, 30, 60], default=60, format_func=lambda d: f"{d} days") or 60
 daily = volume(store, store.description, model_id, days)
 figure = px.bar(daily, x="day", y=["predictions", "labelled"], barmode="overlay",
                 labels={"value": "predictions per day", "day": "", "variable": ""})
 st.plotly_chart(figure, width="stretch")
-st.download_button("Export daily volume (CSV)", daily.to_csv(index=False), file_name=f"{model_id}-daily-volume.csv",
-                   mime="text/csv", icon=":material/download:")
+widgets.export_button(daily, PAGE, "daily-volume", f"{model_id}-daily-volume.csv", label="Export daily volume (CSV)",
+                      model_id=model_id)

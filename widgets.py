@@ -1,0 +1,155 @@
+"""What every page of the app shares: the signed-in actor, the model and time-range
+controls (kept in the URL), cached reads that an analysis invalidates, audited CSV
+exports and severity colours. Drawing only; the rules live in ``monitoring_core``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from monitoring_core import clock, views
+from monitoring_core.auth import Permission
+from monitoring_core.errors import InvalidInput
+from monitoring_core.models.common import Actor
+
+SEVERITY_COLOURS = {"INFO": "#2e7d32", "WARNING": "#ef6c00", "CRITICAL": "#c62828"}
+SEVERITY_BADGES = {"INFO": ":green-badge[INFO]", "WARNING": ":orange-badge[WARNING]",
+                   "CRITICAL": ":red-badge[CRITICAL]"}
+RANGE_LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days", "90d": "90 days", views.CUSTOM: "Custom"}
+
+
+def store():
+    return st.session_state["store"]
+
+
+def actor() -> Actor:
+    return st.session_state["actor"]
+
+
+def page_spec(key: str) -> views.PageSpec:
+    return next(page for page in views.PAGES if page.key == key)
+
+
+@dataclass(frozen=True)
+class Selection:
+    model_id: str | None
+    range: views.TimeRange
+
+
+def _minute(now: datetime) -> datetime:
+    # Ranges end on the minute, so reruns within a minute hit the same cache entries.
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def controls(model_ids: list[str]) -> Selection:
+    """The sidebar's model selector and time range. The first run of a session takes them
+    from the URL (a link from an alert); afterwards the URL follows the widgets."""
+    params = st.query_params
+    if "fw_model" not in st.session_state:
+        wanted = params.get("model")
+        if wanted and wanted not in model_ids:
+            st.sidebar.warning(f"Model {wanted!r} from the link is not monitored here.")
+        st.session_state["fw_model"] = wanted if wanted in model_ids else (model_ids[0] if model_ids else None)
+        label = params.get("range", views.DEFAULT_RANGE)
+        st.session_state["fw_range"] = label if label in RANGE_LABELS else views.DEFAULT_RANGE
+        try:
+            start, end = views.parse_date(params.get("start"), "start"), views.parse_date(params.get("end"), "end")
+        except InvalidInput as exc:
+            st.sidebar.warning(str(exc))
+            start = end = None
+        today = clock.now().date()
+        st.session_state["fw_dates"] = (start or today - timedelta(days=30), end or today)
+    with st.sidebar:
+        model_id = st.selectbox("Model", model_ids, key="fw_model", placeholder="No model yet")
+        label = st.selectbox("Time range", list(RANGE_LABELS), key="fw_range", format_func=RANGE_LABELS.get)
+        dates = st.date_input("From – to", key="fw_dates") if label == views.CUSTOM else None
+    try:
+        if label == views.CUSTOM:
+            if not isinstance(dates, tuple) or len(dates) != 2:
+                raise InvalidInput("choose the last day of the custom range as well")
+            chosen = views.time_range(label, dates[0], dates[1])
+        else:
+            chosen = views.time_range(label, now=_minute(clock.now()))
+    except InvalidInput as exc:
+        st.sidebar.error(str(exc))
+        chosen = views.time_range(views.DEFAULT_RANGE, now=_minute(clock.now()))
+    _to_url(model_id, chosen)
+    return Selection(model_id, chosen)
+
+
+def _to_url(model_id: str | None, chosen: views.TimeRange) -> None:
+    wanted = {"model": model_id, "range": chosen.label}
+    if chosen.label == views.CUSTOM:
+        wanted |= {"start": f"{chosen.start:%Y-%m-%d}", "end": f"{chosen.end - timedelta(days=1):%Y-%m-%d}"}
+    wanted = {k: v for k, v in wanted.items() if v}
+    for stale in set(st.query_params) - set(wanted) - {"incident"}:
+        del st.query_params[stale]
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+def latest_record_id(model_id: str) -> str | None:
+    """The model's newest record: part of every cache key, so a new analysis invalidates them."""
+    latest = store().records.latest(model_id)
+    return latest.record_id if latest else None
+
+
+@st.cache_resource(ttl=3600, max_entries=200, show_spinner=False)
+def _history(_store, _actor, store_key: str, role: str, model_id: str, start: datetime, end: datetime, label: str,
+             latest: str | None, permission: str) -> views.History:
+    # cache_resource: records are never changed after they are written, so sessions may share them
+    # without a copy; the role is in the key so a role without the permission never reads a hit.
+    return views.history(_store, _actor, model_id, views.TimeRange(label, start, end), Permission(permission))
+
+
+def history(selection: Selection, permission: Permission) -> views.History:
+    the_actor = actor()
+    return _history(store(), the_actor, store().description, the_actor.role, selection.model_id,
+                    selection.range.start, selection.range.end, selection.range.label,
+                    latest_record_id(selection.model_id), str(permission))
+
+
+def export_button(frame: pd.DataFrame, page: str, table: str, file_name: str, *, label: str = "Export CSV",
+                  **shown: str | None) -> None:
+    """A CSV download of ``frame``; each download is audited (who exported which table)."""
+    st.download_button(label, frame.to_csv(index=False), file_name=file_name, mime="text/csv",
+                       icon=":material/download:", key=f"export-{page}-{table}",
+                       on_click=_record_export, args=(page, table, len(frame)), kwargs=shown)
+
+
+def _record_export(page: str, table: str, rows: int, **shown: str | None) -> None:
+    views.record_export(store(), actor(), page_spec(page), table, rows, **shown)
+
+
+def no_model_yet() -> None:
+    st.info("No model is monitored yet. Register one with `python -m monitoring_core model register` "
+            "and log predictions with the SDK or `python -m monitoring_core ingest`.", icon=":material/info:")
+    st.stop()
+
+
+def no_records(selection: Selection, found: views.History) -> None:
+    """Explain an empty history: no baseline, no run yet, or none in this range."""
+    model_id = selection.model_id
+    if store().baselines.active(model_id) is None:
+        st.warning(f"**{model_id}** has no active baseline, so there is nothing to compare against yet. Create one "
+                   f"with `python -m monitoring_core baseline create {model_id} --last 7d`.", icon=":material/warning:")
+    elif found.latest_skipped is not None:
+        st.warning(f"The latest run of **{model_id}** judged nothing: {found.latest_skipped.reason}",
+                   icon=":material/warning:")
+    elif store().records.latest(model_id, status="completed") is None:
+        st.info(f"**{model_id}** has not been analysed yet.", icon=":material/info:")
+    else:
+        st.info(f"No completed analysis of **{model_id}** in the {selection.range}. Choose a longer time range.",
+                icon=":material/info:")
+
+
+def severity_badge(severity: str) -> str:
+    return SEVERITY_BADGES.get(str(severity), str(severity))
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.{digits}f}"
