@@ -76,15 +76,16 @@ def signed_in_user(store, settings) -> User | None:
 
 
 def navigation_for(actor) -> tuple[object, dict]:
-    """``st.navigation`` with the pages the actor's role may open (policy 6), by section."""
+    """``st.navigation`` with the pages the actor's role may open (policy 6), by section.
+    Before sign-in every page is declared but hidden, so a link to one survives the sign-in."""
     sections: dict[str, list] = {}
     pages = {}
-    for spec in views.pages_for(actor):
-        page = st.Page(f"pages/{spec.key}.py", title=spec.title, icon=PAGE_ICONS[spec.key], url_path=spec.key,
+    for spec in views.pages_for(actor) if actor is not None else views.PAGES:
+        page = st.Page(f"app_pages/{spec.key}.py", title=spec.title, icon=PAGE_ICONS[spec.key], url_path=spec.key,
                        default=spec.key == "drift")
         sections.setdefault(spec.section, []).append(page)
         pages[spec.title] = spec
-    return st.navigation(sections), pages
+    return st.navigation(sections, position="sidebar" if actor is not None else "hidden"), pages
 
 
 PAGE_ICONS = {"drift": ":material/monitoring:", "fairness": ":material/balance:",
@@ -103,6 +104,9 @@ def audit_page_view(store, actor, spec, selection) -> None:
 
 
 def main() -> None:
+    # Declared first, hidden: a link to a page (from an alert) must survive the sign-in and
+    # the reruns before it; the role's navigation below replaces it.
+    navigation_for(None)
     try:
         settings = get_settings()
         store = get_store()

@@ -327,8 +327,9 @@ def group_rates(record: MonitoringRecord, attribute: str, confidence: float = 0.
         frame[f"{prefix}_count"] = counts.astype(int)
     left_out = set(dp.insufficient_groups if dp else []) | set(eo.insufficient_groups if eo else [])
     frame["too_little_data"] = frame["group"].isin(left_out)
+    # affected groups are named qualified ("gender=female"), groups by their value
     affected = set(dp.affected_groups if dp else []) | set(eo.affected_groups if eo else [])
-    frame["affected"] = frame["group"].isin(affected)
+    frame["affected"] = frame["group"].isin(affected) | (attribute + "=" + frame["group"]).isin(affected)
     return frame
 
 

@@ -64,9 +64,9 @@ for attribute in views.attributes(latest):
                 if pd.notna(row["p_value_adjusted"]):
                     st.caption(f"p (Holm) = {row['p_value_adjusted']:.2g} · smallest group "
                                f"{widgets.fmt(row['smallest_group_count'], 0)}")
-                if row["affected_groups"]:
+                if pd.notna(row["affected_groups"]):
                     st.caption(f"Affected: {row['affected_groups']}")
-                if row["detail"] and row["status"].startswith("unavailable"):
+                if pd.notna(row["detail"]) and row["status"].startswith("unavailable"):
                     st.caption(row["detail"])
         rates = views.group_rates(latest, attribute)
         left, right = st.columns(2)
