@@ -148,11 +148,11 @@ with note_tab:
 with resolve_tab:
     if incident.status == IncidentStatus.INVESTIGATING:
         with st.form("resolve"):
-            cause = st.selectbox("Root cause", [c.value for c in RootCauseCategory])
+            cause = st.selectbox("Root cause", [c.value for c in RootCauseCategory], key="fw_resolve_cause")
             cause_text = st.text_input("Root cause in a sentence")
             resolution = st.selectbox("Resolution", [r.value for r in ResolutionCategory
                                                      if r is not ResolutionCategory.ACCEPTED_RISK])
-            notes = st.text_area("How it was resolved")
+            notes = st.text_area("How it was resolved", key="fw_resolve_notes")
             if st.form_submit_button("Resolve", type="primary"):
                 act(incidents.resolve, root_cause_category=cause, resolution_category=resolution, notes=notes,
                     root_cause=cause_text or None, done=f"{incident.incident_id} resolved")

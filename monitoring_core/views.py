@@ -416,12 +416,18 @@ def incident_table(incidents: Iterable[Incident], now: datetime | None = None) -
                "assigned_to", "created_at", "acknowledged_at", "resolved_at", "occurrences", "recovered",
                "minutes_to_acknowledge", "acknowledge_target_minutes", "acknowledge_breached", "minutes_to_respond",
                "respond_target_minutes", "respond_breached", "minutes_to_resolve"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    for moment in ("created_at", "acknowledged_at", "resolved_at"):  # one dtype, whatever is missing
+        frame[moment] = pd.to_datetime(frame[moment], utc=True).astype(MOMENT)
+    return frame
+
+
+MOMENT = "datetime64[ms, UTC]"
 
 
 def timeline_frame(table: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:
     """Each incident as a bar from creation to resolution (or now, while live)."""
-    now = pd.Timestamp(now or clock.now())
+    now = pd.Timestamp(now or clock.now()).as_unit("ms")
     frame = table[["incident_id", "model_id", "severity", "status", "metrics", "created_at", "resolved_at"]].copy()
     frame["until"] = frame["resolved_at"].fillna(now)
     return frame
