@@ -159,3 +159,25 @@ def test_a_database_of_the_earlier_layout_is_adopted_with_its_documents(tmp_path
     _record(store, 1)
     after = audit.verify(store)
     assert after.valid and after.last_seq == after.checkpoint_seq == 3
+
+
+def test_opening_a_second_store_of_the_file_keeps_the_first_stores_locks(tmp_path):
+    # The app holds a store while its scheduler opens another of the same file. Reading the
+    # header with open()/close() dropped this process's POSIX locks, so another process
+    # could write at the same time and the file was corrupted (seen in the browser tests).
+    import subprocess
+    import sys
+
+    path = tmp_path / "fairwatch.db"
+    first = SqliteStore(path)
+    first.ensure_schema()
+    with first.db.tx():  # this process uses the file (WAL: a shared lock on it)
+        first.db.connection().execute("SELECT count(*) FROM sqlite_master").fetchone()
+        SqliteStore(path)
+        other = subprocess.run([sys.executable, "-c", (
+            "import sqlite3; c = sqlite3.connect(%r, timeout=0, isolation_level=None); "
+            "print(c.execute('PRAGMA journal_mode=DELETE').fetchone()[0])") % str(path)],
+            capture_output=True, text=True, timeout=60)
+    # leaving WAL needs the file to itself: refused while this process uses it
+    assert "database is locked" in other.stderr and "delete" not in other.stdout
+    first.close()

@@ -173,17 +173,29 @@ def _literal(value: Any) -> str:
 
 def check_database_file(path: Path) -> None:
     """Refuse a file that exists but cannot be a Fairwatch database (empty, or not SQLite);
-    a new store is only ever created where no file exists."""
+    a new store is only ever created where no file exists.
+
+    The header is read through SQLite, never with ``open()``: closing any other descriptor
+    of the file drops the POSIX locks this process's SQLite connections hold on it (see
+    "How To Corrupt An SQLite Database File", 2.2), and a second store opened while the
+    first was writing then let two writers overwrite each other's pages.
+    """
     if not path.exists():
         return
     if path.stat().st_size == 0:
         raise StoreDamaged(f"{path} is empty (0 bytes), so it is not a Fairwatch database; it was not touched. "
                            "Restore it from a backup, or move it away to start a new store there")
-    with path.open("rb") as file:
-        header = file.read(16)
-    if header != b"SQLite format 3\x00":
+    probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        probe.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
+            raise _translate(exc, path, BUSY_TIMEOUT_MS) from None
         raise StoreDamaged(f"{path} is not a SQLite database, so it is not a Fairwatch database; it was not "
-                           "touched. Check FAIRWATCH_DATA_DIR, or move the file away to start a new store there")
+                           "touched. Check FAIRWATCH_DATA_DIR, or move the file away to start a new store there"
+                           ) from None
+    finally:
+        probe.close()
 
 
 def claim_database(conn: sqlite3.Connection, path: Path) -> None:
