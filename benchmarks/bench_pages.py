@@ -1,0 +1,128 @@
+"""Page load times in a real browser, on a store with a year of daily records.
+
+    python benchmarks/bench_pages.py                # 5 models x 365 daily records, 3 loads per page
+    python benchmarks/bench_pages.py --repeat 5
+
+Builds an embedded store: the demo (two models, 30 days of real analyses) plus three more
+models registered with the demo's configurations, and every model's records cloned back
+over 365 days (new ids, shifted periods, the scores varied), then starts ``streamlit run
+app.py`` on 127.0.0.1 and, for each role's demo user in Debian's Chromium, opens every page
+the role may see with ``range=1y``-like history (90 days, the longest preset) and the
+default 30 days. A load is timed from ``goto`` until the page's heading is drawn and the
+script run has finished. Reference, measured in the same run: the anonymous sign-in page
+(the cheapest page the app serves); each page is reported as a ratio to it. Target
+(policy 8): under 2 s. Nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAGES = {"drift": "Drift Overview", "fairness": "Fairness Monitor", "health": "Model Health",
+         "incidents": "Incident Timeline"}
+ROLE_PAGES = {"admin": list(PAGES), "engineer": list(PAGES), "compliance": ["drift", "fairness", "incidents"],
+              "auditor": list(PAGES), "viewer": ["drift"]}
+EXTRA_MODELS = ("loan-approval-eu", "loan-approval-us", "fraud-screening-eu")
+
+
+def build_store(folder: Path, days: int) -> dict[str, int]:
+    import os
+
+    os.environ.setdefault("FAIRWATCH_AUDIT_KEY", "bench-audit-key-0123456789abcdef")
+    from monitoring_core.config import load_settings
+    from monitoring_core.models.common import new_id
+    from monitoring_core.seeding import seed_demo
+    from monitoring_core.storage import open_store
+    from monitoring_core.users import ensure_demo_users
+
+    store = open_store(load_settings(data_dir=folder))
+    seed_demo(store)
+    ensure_demo_users(store)
+    for extra, source in zip(EXTRA_MODELS, ("loan-approval", "loan-approval", "fraud-screening")):
+        model = store.models.get(source)
+        store.models.upsert(model.model_copy(update={"model_id": extra, "display_name": extra}))
+    counts = {}
+    for model_id in [m.model_id for m in store.models.list()]:
+        source = model_id if store.records.history(model_id) else next(
+            s for e, s in zip(EXTRA_MODELS, ("loan-approval", "loan-approval", "fraud-screening")) if e == model_id)
+        real = store.records.history(source)
+        newest = real[-1].analysis_period.end
+        have = {r.analysis_period.end for r in store.records.history(model_id)}
+        with store.transaction():
+            for back in range(days):
+                end = newest - timedelta(days=back)
+                if end in have:
+                    continue
+                template = real[back % len(real)]
+                shift = end - template.analysis_period.end
+                store.records.insert(template.model_copy(update={
+                    "record_id": new_id("REC"), "model_id": model_id, "timestamp": template.timestamp + shift,
+                    "analysis_period": template.analysis_period.model_copy(update={
+                        "start": template.analysis_period.start + shift, "end": end}),
+                    "aggregated_score": min(1.0, template.aggregated_score * (0.8 + 0.4 * ((back * 7) % 10) / 10)),
+                }))
+        counts[model_id] = len(store.records.history(model_id))
+    store.close()
+    return counts
+
+
+def timed_load(page, url: str, heading: str) -> float:
+    started = time.perf_counter()
+    page.goto(url)
+    page.get_by_role("heading", name=heading).wait_for(timeout=120_000)
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=120_000)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    from tests.browser import browser_page, running_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "data"
+        started = time.perf_counter()
+        counts = build_store(folder, args.days)
+        print(f"store: {counts} records per model, built in {time.perf_counter() - started:.0f} s")
+        env = {"FAIRWATCH_DATA_DIR": str(folder), "FAIRWATCH_SECRETS_FILE": str(Path(tmp) / "none.toml"),
+               "FAIRWATCH_SCHEDULER": "off"}
+        rows = []
+        with running_app(env) as url:
+            with browser_page() as page:
+                reference = [timed_load(page, url, "Sign in to Fairwatch") for _ in range(args.repeat)]
+            ref = statistics.median(reference)
+            print(f"reference (anonymous sign-in page): median {ref:.2f} s")
+            for username, pages in ROLE_PAGES.items():
+                with browser_page() as page:
+                    page.goto(url)
+                    page.get_by_label("Username").fill(username)
+                    page.get_by_role("textbox", name="Password").fill(f"{username}-demo")
+                    page.get_by_role("button", name="Sign in").click()
+                    page.get_by_role("heading", name="Drift Overview").wait_for(timeout=120_000)
+                    page.wait_for_timeout(1_500)  # the sign-in cookie is written by the browser
+                    for key in pages:
+                        for range_ in ("30d", "90d"):
+                            loads = [timed_load(page, f"{url}/{key}?model=loan-approval&range={range_}", PAGES[key])
+                                     for _ in range(args.repeat)]
+                            rows.append((username, key, range_, statistics.median(loads), max(loads)))
+        print(f"\n{'role':<11} {'page':<10} {'range':<6} {'median s':>9} {'worst s':>8} {'x ref':>6}")
+        for username, key, range_, median, worst in rows:
+            print(f"{username:<11} {key:<10} {range_:<6} {median:>9.2f} {worst:>8.2f} {median / ref:>6.1f}")
+        medians, worsts = [r[3] for r in rows], [r[4] for r in rows]
+        print(f"\nall pages: median {statistics.median(medians):.2f} s, worst {max(worsts):.2f} s "
+              f"(reference {ref:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
