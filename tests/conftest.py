@@ -125,3 +125,15 @@ def embedded(tmp_path):
     store.ensure_schema()
     yield store
     store.close()
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """AppTest runs app.py as ``__main__``; a later spawn-based process test would make its
+    children import app.py (and die). Each test leaves ``__main__`` as it found it."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
