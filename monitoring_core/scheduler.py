@@ -70,6 +70,9 @@ RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 FAMILIES = tuple(AnalysisCadence.model_fields)
 # Bi-weekly runs fall on every other Sunday counted from this one.
 BIWEEKLY_ANCHOR = datetime(2026, 1, 4, 3, 30, tzinfo=UTC)
+# On the minute, not every 60 s from when this process started: a slot must name the same
+# instant in every process (runs are claimed per slot) and under a frozen clock in the past.
+EVERY_MINUTE = CronTrigger(minute="*", timezone=UTC)
 
 #: Policy 1.1/1.2: when each cadence's analysis runs (UTC).
 CADENCE_TRIGGERS: dict[Cadence, BaseTrigger] = {
@@ -87,7 +90,7 @@ HEALTH_CHECK, ALERT_OUTBOX, ALERT_DIGEST, REFRESH = "health_check", "alert_outbo
 #: kind -> (job id, module, function, trigger).
 HOOKS: dict[str, tuple[str, str, str, BaseTrigger]] = {
     HEALTH_CHECK: ("health-check", "monitoring_core.health", "report", CronTrigger(minute=15, timezone=UTC)),
-    ALERT_OUTBOX: ("alerts-outbox", "monitoring_core.alerts", "drain", IntervalTrigger(minutes=1, timezone=UTC)),
+    ALERT_OUTBOX: ("alerts-outbox", "monitoring_core.alerts", "drain", EVERY_MINUTE),
     ALERT_DIGEST: ("alerts-digest", "monitoring_core.alerts", "send_digest",
                    CronTrigger(hour=8, minute=0, timezone=UTC)),
 }
@@ -202,7 +205,7 @@ def plan(models: list[RegisteredModel]) -> list[JobSpec]:
     jobs = [job for model in models for job in model_jobs(model)]
     jobs += [JobSpec("baseline-review", BASELINE_REVIEW, CronTrigger(day=1, hour=4, minute=0, timezone=UTC)),
              JobSpec("retention-purge", RETENTION_PURGE, CronTrigger(hour=1, minute=30, timezone=UTC)),
-             JobSpec("registry-refresh", REFRESH, IntervalTrigger(minutes=1, timezone=UTC), exclusive=False)]
+             JobSpec("registry-refresh", REFRESH, EVERY_MINUTE, exclusive=False)]
     jobs += [JobSpec(job_id, kind, trigger, exclusive=kind != ALERT_OUTBOX)
              for kind, (job_id, _, _, trigger) in HOOKS.items() if hook(kind) is not None]
     return jobs
