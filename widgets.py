@@ -125,13 +125,30 @@ def _record_export(page: str, table: str, rows: int, **shown: str | None) -> Non
     views.record_export(store(), actor(), page_spec(page), table, rows, **shown)
 
 
-def no_model_yet() -> None:
+def selected() -> Selection:
+    """The sidebar's selection; the page stops with a hint when no model is monitored yet."""
+    selection = st.session_state["selection"]
+    if selection.model_id is None:
+        _no_model_yet()
+    return selection
+
+
+def judged_runs(selection: Selection, permission: Permission) -> views.History:
+    """The completed runs of the selection; the page stops, saying why, when there are none."""
+    found = history(selection, permission)
+    if found.latest is None:
+        _no_records(selection, found)
+        st.stop()
+    return found
+
+
+def _no_model_yet() -> None:
     st.info("No model is monitored yet. Register one with `python -m monitoring_core model register` "
             "and log predictions with the SDK or `python -m monitoring_core ingest`.", icon=":material/info:")
     st.stop()
 
 
-def no_records(selection: Selection, found: views.History) -> None:
+def _no_records(selection: Selection, found: views.History) -> None:
     """Explain an empty history: no baseline, no run yet, or none in this range."""
     model_id = selection.model_id
     if store().baselines.active(model_id) is None:

@@ -18,9 +18,7 @@ PAGE = "drift"
 ANALYZE_WINDOW = timedelta(hours=24)
 
 st.title("Drift Overview")
-selection = st.session_state["selection"]
-if selection.model_id is None:
-    widgets.no_model_yet()
+selection = widgets.selected()
 actor = widgets.actor()
 
 
@@ -50,10 +48,7 @@ if auth.can(actor, Permission.TRIGGER_ANALYSIS):
                  help=f"Analyse the last {ANALYZE_WINDOW.total_seconds() / 3600:.0f} hours now"):
         analyze_now(selection.model_id)
 
-found = widgets.history(selection, Permission.VIEW_DRIFT)
-if found.latest is None:
-    widgets.no_records(selection, found)
-    st.stop()
+found = widgets.judged_runs(selection, Permission.VIEW_DRIFT)
 latest, previous = found.latest, found.previous
 if found.latest_skipped is not None:
     st.warning(f"The newest run judged nothing: {found.latest_skipped.reason}", icon=":material/warning:")

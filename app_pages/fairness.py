@@ -16,13 +16,8 @@ PAGE = "fairness"
 STATUS_BADGES = {"ok": ":green-badge[within thresholds]", "inconclusive": ":gray-badge[inconclusive]"}
 
 st.title("Fairness Monitor")
-selection = st.session_state["selection"]
-if selection.model_id is None:
-    widgets.no_model_yet()
-found = widgets.history(selection, Permission.VIEW_FAIRNESS)
-if found.latest is None:
-    widgets.no_records(selection, found)
-    st.stop()
+selection = widgets.selected()
+found = widgets.judged_runs(selection, Permission.VIEW_FAIRNESS)
 latest = found.latest
 table = views.fairness_table(latest)
 if table.empty:

@@ -13,13 +13,8 @@ PAGE = "health"
 SIDES = {"baseline": "#90a4ae", "current": "#1565c0"}
 
 st.title("Model Health")
-selection = st.session_state["selection"]
-if selection.model_id is None:
-    widgets.no_model_yet()
-found = widgets.history(selection, Permission.VIEW_MODEL_HEALTH)
-if found.latest is None:
-    widgets.no_records(selection, found)
-    st.stop()
+selection = widgets.selected()
+found = widgets.judged_runs(selection, Permission.VIEW_MODEL_HEALTH)
 latest = found.latest
 drift = latest.metrics.model_drift
 trend = views.health_trend(found.records)

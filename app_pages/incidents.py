@@ -6,7 +6,8 @@ import plotly.express as px
 import streamlit as st
 
 import widgets
-from monitoring_core import incidents, views
+from monitoring_core import auth, incidents, views
+from monitoring_core.auth import Permission
 from monitoring_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from monitoring_core.models.common import Severity
 from monitoring_core.models.incidents import IncidentStatus, ResolutionCategory, RootCauseCategory
@@ -16,7 +17,7 @@ PAGE = "incidents"
 st.title("Incident Timeline")
 selection = st.session_state["selection"]
 store, actor = widgets.store(), widgets.actor()
-may_change = views.can_change_incidents(actor)
+may_change = auth.can(actor, Permission.MANAGE_INCIDENTS)
 if not may_change:
     st.caption("Read-only: your role may look at every incident and change none.")
 
@@ -37,7 +38,7 @@ scope = "all models" if all_models else selection.model_id
 if table.empty:
     st.info(f"No incident of {scope} matches these filters in the {selection.range}.", icon=":material/task_alt:")
 else:
-    live = table["status"].isin([s.value for s in views.OPEN_STATUSES])
+    live = table["status"].isin([s.value for s in incidents.LIVE])
     a, b, c, d = st.columns(4)
     a.metric("Incidents", len(table))
     b.metric("Open or investigating", int(live.sum()))
@@ -120,7 +121,7 @@ if message:
     getattr(st, message[0])(message[1])
 
 st.markdown("**Act**")
-live_now = incident.status in views.OPEN_STATUSES
+live_now = incident.status in incidents.LIVE
 acknowledge_tab, assign_tab, note_tab, resolve_tab, risk_tab = st.tabs(
     ["Acknowledge", "Assign", "Add a note", "Resolve", "Accept risk"])
 with acknowledge_tab:

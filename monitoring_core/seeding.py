@@ -18,11 +18,11 @@ from . import analysis, audit, baselines
 from .config import Settings
 from .demo import DEFAULT_SEED, DEMO_MODELS, demo_end, generate_predictions, generate_reference
 from .ingest.bulk import store_rows
-from .users import ensure_demo_users
 from .models.audit import AuditEvent
 from .models.common import SYSTEM
 from .models.registry import RegisteredModel
 from .models.thresholds import MonitoringConfig
+from .users import ensure_demo_users
 
 _seed_lock = threading.Lock()
 

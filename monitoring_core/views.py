@@ -27,7 +27,7 @@ from .errors import InvalidInput, NotFound
 from .models import metric_registry as reg
 from .models.audit import AuditEvent
 from .models.common import Actor, Severity
-from .models.incidents import Incident, IncidentStatus
+from .models.incidents import Incident
 from .models.record import FairnessValue, FeatureMetric, Histogram, MetricValue, MonitoringRecord, RunStatus
 from .models.registry import RegisteredModel
 
@@ -439,13 +439,6 @@ def incident_actions(incident: Incident) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["at", "by", "action", "notes"])
 
 
-def can_change_incidents(actor: Actor) -> bool:
-    return auth.can(actor, Permission.MANAGE_INCIDENTS)
-
-
-OPEN_STATUSES = (IncidentStatus.OPEN, IncidentStatus.INVESTIGATING)
-
-
 # -- who viewed and exported what (policy 6) ----------------------------------------------------
 
 
@@ -454,12 +447,15 @@ def record_page_view(store, actor: Actor, page: PageSpec, **shown: str | None) -
     auth.require(actor, page.permission)
     audit.record(store, AuditEvent.PAGE_VIEWED, actor, target={"model_id": shown.get("model_id"),
                                                                "incident_id": shown.get("incident_id")},
-                 details={"page": page.key, **{k: v for k, v in shown.items() if v is not None}})
+                 details={"page": page.key, **_given(shown)})
 
 
 def record_export(store, actor: Actor, page: PageSpec, table: str, rows: int, **shown: str | None) -> None:
     """Audit a CSV download: which table of which page, how many rows."""
     auth.require(actor, page.permission)
     audit.record(store, AuditEvent.TABLE_EXPORTED, actor, target={"model_id": shown.get("model_id")},
-                 details={"page": page.key, "table": table, "rows": rows,
-                          **{k: v for k, v in shown.items() if v is not None}})
+                 details={"page": page.key, "table": table, "rows": rows, **_given(shown)})
+
+
+def _given(shown: dict[str, str | None]) -> dict[str, str]:
+    return {k: v for k, v in shown.items() if v is not None}

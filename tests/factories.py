@@ -10,10 +10,25 @@ import pandas as pd
 from monitoring_core.models import columns as col
 from monitoring_core.models.baseline import DriftSnapshot
 from monitoring_core.models.common import Severity
-from monitoring_core.models.record import (AccuracyDrop, DataDrift, DataQuality, EntropyChange, ExplanationDrift,
-                                           FairnessDrift, FairnessMetric, FeatureMetric, MetricValue, ModelDrift,
-                                           MonitoringRecord, PredictionShift, PredictionVolatility, Reason, RecordMetrics,
-                                           TopFeaturesChange, WorstFeatureMetric)
+from monitoring_core.models.record import (
+    AccuracyDrop,
+    DataDrift,
+    DataQuality,
+    EntropyChange,
+    ExplanationDrift,
+    FairnessDrift,
+    FairnessMetric,
+    FeatureMetric,
+    MetricValue,
+    ModelDrift,
+    MonitoringRecord,
+    PredictionShift,
+    PredictionVolatility,
+    Reason,
+    RecordMetrics,
+    TopFeaturesChange,
+    WorstFeatureMetric,
+)
 from monitoring_core.models.thresholds import Threshold
 
 # Recent in real time on purpose: MongoDB's TTL indexes (and mongomock's imitation of them)

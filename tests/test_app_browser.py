@@ -3,9 +3,9 @@ cannot be reached."""
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
+
+import pytest
 
 from monitoring_core.models.audit import AuditEvent
 

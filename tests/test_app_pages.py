@@ -11,8 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from monitoring_core import analysis, clock, config, incidents, scheduler, views
-from monitoring_core.auth import Permission
+from monitoring_core import analysis, config, incidents, scheduler, views
 from monitoring_core.errors import Forbidden
 from monitoring_core.models.audit import AuditEvent
 from monitoring_core.models.common import Actor

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitoring_core import audit
-from monitoring_core.seeding import seed_demo
 from monitoring_core.metrics.engine import compute_metrics, required_columns
+from monitoring_core.seeding import seed_demo
 from monitoring_core.storage.sqlite import SqliteStore
 
 END = datetime(2026, 11, 20, tzinfo=UTC)

@@ -130,8 +130,7 @@ def test_durations_read_in_the_unit_that_fits(delta, text):
 
 
 def test_a_skipped_run_does_not_count_as_an_analysis_and_a_disabled_model_is_not_checked(store):
-    from monitoring_core.models.record import (AnalysisPeriod, MonitoringRecord, Reason, RunStatus,
-                                               unjudged_metrics)
+    from monitoring_core.models.record import AnalysisPeriod, MonitoringRecord, Reason, RunStatus, unjudged_metrics
 
     register(store, "loan")
     record(store, "loan", NOW - 13 * HOUR, Severity.INFO)

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
 
-from monitoring_core import clock, scheduler as sched
+from monitoring_core import clock
+from monitoring_core import scheduler as sched
 from monitoring_core.analysis import Window
 from monitoring_core.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from monitoring_core.models.audit import AuditEvent

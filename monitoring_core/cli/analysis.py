@@ -6,6 +6,7 @@ import sys
 
 from . import common
 
+
 def cmd_analyze(args) -> int:
     import json
 

@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..clock import now
 from .common import Document, Severity, UtcDatetime, new_id
 from .incidents import is_fairness_metric
 from .metric_registry import spec_of
-from ..clock import now
 
 # Policy section 12: an accepted-risk exception silences alerts for 30 days at most.
 MAX_ACCEPTED_RISK = timedelta(days=30)

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .common import Document, UtcDatetime
 from ..clock import now
+from .common import Document, UtcDatetime
 
 
 class AuditEvent(enum.StrEnum):
