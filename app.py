@@ -8,6 +8,8 @@ lockout and audit in :mod:`monitoring_core.users`) and builds the navigation; ea
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import streamlit as st
 import streamlit_authenticator as stauth
 
@@ -32,47 +34,88 @@ SIGN_IN_FIELDS = {"Form name": "Sign in to Fairwatch", "Username": "Username", "
                   "Login": "Sign in"}
 ROLE_NAMES = {"admin": "Admin", "ml_engineer": "ML engineer", "compliance_officer": "Compliance officer",
               "auditor": "Auditor", "viewer": "Viewer"}
+COOKIE_NAME, COOKIE_DAYS = "fairwatch_session", 1.0
+ENDED = "fw_session_ended"  # why the last session ended, shown above the sign-in form
 
 
 def signed_in_user(store, settings) -> User | None:
-    """The signed-in user; otherwise None, after drawing the sign-in form and any refusal."""
+    """The signed-in user; otherwise None, after drawing the sign-in form and any refusal.
+
+    streamlit-authenticator draws the form and keeps the signed cookie; the core decides:
+    :func:`users.sign_in` checks every password (lockout, unknown names, audit) and
+    :func:`users.resume_session` every cookie (sign-out and new passwords end sessions)."""
     key, demo_key = users.cookie_key(settings)
-    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), "fairwatch_session", key,
-                                        cookie_expiry_days=1, auto_hash=False)
-    authenticator.login(location="main", fields=SIGN_IN_FIELDS, key="sign-in")
-    # The form checked the password; the core counts failures towards the lockout.
-    tried = authenticator.authentication_controller.authentication_model.credentials["usernames"]
-    for username in [u for u, entry in tried.items() if entry.get("failed_login_attempts")]:
-        try:
-            users.record_sign_in(store, username, succeeded=False)
-        except Forbidden as refused:
-            st.error(str(refused), icon=":material/lock:")
-    status = st.session_state.get("authentication_status")
-    if not status:
-        if status is False and not any(e.get("failed_login_attempts") for e in tried.values()):
-            st.error("Wrong username or password.", icon=":material/lock:")
+    # No pause before the form: this version reads the cookie from the request, not from a
+    # browser component, so the library's default 0.7 s wait only delays every page.
+    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), COOKIE_NAME, key,
+                                        cookie_expiry_days=COOKIE_DAYS, auto_hash=False, login_sleep_time=0)
+    refusals = _passwords_checked_by_the_core(authenticator, store)
+    try:
+        authenticator.login(location="main", fields=SIGN_IN_FIELDS, key="sign-in")
+    except stauth.LoginError:  # a valid cookie of an account that is no longer enabled
+        return _end_session(authenticator, "Your account is disabled or no longer exists.")
+    if not st.session_state.get("authentication_status"):
+        if ended := st.session_state.get(ENDED):
+            st.warning(ended, icon=":material/logout:")
+        for refusal in refusals:
+            st.error(_sentence(refusal), icon=":material/lock:")
         if demo_key:
             st.info("Demo: sign in as `admin`, `engineer`, `compliance`, `auditor` or `viewer`, with the password "
                     "`<username>-demo` (for example `engineer` / `engineer-demo`).")
         return None
     username = st.session_state["username"]
-    if st.session_state.get("fairwatch_user") != username:  # once per sign-in, not per rerun
-        try:
-            users.record_sign_in(store, username, succeeded=True)
-        except Forbidden as refused:  # right password, but locked or disabled
-            authenticator.logout(location="unrendered")
-            st.error(str(refused), icon=":material/lock:")
-            return None
-        st.session_state["fairwatch_user"] = username
-    user = store.users.get(username)
+    try:
+        if st.session_state.get("fairwatch_user") != username:  # a session resumed from the cookie
+            if users.resume_session(store, username, _cookie_issued_at(authenticator)) is None:
+                return _end_session(authenticator, None)  # a signed-out cookie: just the form
+            st.session_state["fairwatch_user"] = username
+        user = users.current_user(store, username)
+    except Forbidden as refused:
+        return _end_session(authenticator, _sentence(str(refused)))
+    st.session_state.pop(ENDED, None)
     with st.sidebar:
         st.markdown(f"**{user.name}**  \n{ROLE_NAMES[user.role]}")
         if st.button("Sign out", key="sign-out"):
             users.sign_out(store, user)
-            st.session_state.pop("fairwatch_user", None)
-            authenticator.logout(location="unrendered")
-            st.rerun()
+            _end_session(authenticator, "You are signed out.")
     return user
+
+
+def _passwords_checked_by_the_core(authenticator, store) -> list[str]:
+    """Route the form's password check through :func:`users.sign_in`; the refusals of this
+    run (wrong password, lockout) are collected to be shown under the form."""
+    refusals: list[str] = []
+
+    def check(username: str, password: str) -> bool:
+        try:
+            users.sign_in(store, username, password)
+        except Forbidden as refused:
+            refusals.append(str(refused))
+            return False
+        st.session_state["fairwatch_user"] = users.normalise(username)  # recorded: not a resumed session
+        return True
+
+    authenticator.authentication_controller.authentication_model.check_credentials = check
+    return refusals
+
+
+def _cookie_issued_at(authenticator) -> datetime:
+    # The library's token holds only its expiry; it was issued COOKIE_DAYS before.
+    token = authenticator.cookie_controller.cookie_model.token or {}
+    expires = token.get("exp_date", 0.0)
+    return datetime.fromtimestamp(expires, UTC) - timedelta(days=COOKIE_DAYS)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _end_session(authenticator, why: str | None) -> None:
+    """Forget the session and its cookie, and rerun to the sign-in form saying why."""
+    authenticator.logout(location="unrendered")
+    st.session_state.pop("fairwatch_user", None)
+    st.session_state[ENDED] = why
+    st.rerun()
 
 
 def navigation_for(actor) -> tuple[object, dict]:

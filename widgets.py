@@ -153,7 +153,7 @@ def _no_records(selection: Selection, found: views.History) -> None:
     model_id = selection.model_id
     if store().baselines.active(model_id) is None:
         st.warning(f"**{model_id}** has no active baseline, so there is nothing to compare against yet. Create one "
-                   f"with `python -m monitoring_core baseline create {model_id} --last 7d`.", icon=":material/warning:")
+                   f"with `python -m monitoring_core baseline create --model-id {model_id} --last 7d`.", icon=":material/warning:")
     elif found.latest_skipped is not None:
         st.warning(f"The latest run of **{model_id}** judged nothing: {found.latest_skipped.reason}",
                    icon=":material/warning:")

@@ -63,7 +63,8 @@ gauge_col, trend_col = st.columns([1, 2])
 with gauge_col:
     gauge = go.Figure(go.Indicator(
         mode="gauge+number+delta", value=latest.aggregated_score,
-        delta={"reference": previous.aggregated_score} if previous else None,
+        delta={"reference": previous.aggregated_score, "increasing": {"color": widgets.SEVERITY_COLOURS["CRITICAL"]},
+               "decreasing": {"color": widgets.SEVERITY_COLOURS["INFO"]}} if previous else None,
         number={"valueformat": ".2f"}, title={"text": "Aggregated drift score"},
         gauge={"axis": {"range": [0, 1]}, "bar": {"color": widgets.SEVERITY_COLOURS[str(latest.max_severity)]},
                "threshold": {"line": {"color": "#c62828", "width": 3}, "value": critical_line}}))

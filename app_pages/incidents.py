@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 import widgets
-from monitoring_core import auth, incidents, views
+from monitoring_core import auth, clock, incidents, views
 from monitoring_core.auth import Permission
 from monitoring_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from monitoring_core.models.common import Severity
@@ -46,9 +46,10 @@ else:
     d.metric("SLA breached", int((table["acknowledge_breached"] | table["respond_breached"]).sum()))
 
     timeline = views.timeline_frame(table)
-    figure = px.timeline(timeline, x_start="created_at", x_end="until", y="metrics", color="severity",
-                         color_discrete_map=widgets.SEVERITY_COLOURS, hover_data=["incident_id", "status", "model_id"],
-                         labels={"metrics": ""})
+    figure = px.timeline(timeline, x_start="created_at", x_end="until", y="label", color="severity",
+                         color_discrete_map=widgets.SEVERITY_COLOURS,
+                         hover_data=["incident_id", "status", "model_id", "metrics"], labels={"label": ""})
+    figure.update_xaxes(range=[selection.range.start, min(selection.range.end, clock.now())])
     figure.update_yaxes(autorange="reversed", showticklabels=len(timeline) <= 25)
     figure.update_layout(height=min(120 + 28 * len(timeline), 520), margin=dict(l=10, r=10, t=20, b=10))
     st.plotly_chart(figure, width="stretch")

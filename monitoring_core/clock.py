@@ -14,12 +14,27 @@ from datetime import UTC, datetime, timedelta
 
 _lock = threading.Lock()
 _source: Callable[[], datetime] = lambda: datetime.now(UTC)
+_thread = threading.local()
 
 
 def now() -> datetime:
     """Current time, timezone-aware UTC, truncated to milliseconds (MongoDB's precision)."""
-    current = _source()
+    current = getattr(_thread, "at", None) or _source()
     return current.replace(microsecond=current.microsecond - current.microsecond % 1000)
+
+
+@contextlib.contextmanager
+def replaying(at: datetime) -> Iterator[None]:
+    """:func:`now` reads ``at`` in this thread only, while other threads keep the real time:
+    for replaying history as it would have happened (the demo's daily runs at their slots)
+    in a process that is serving users meanwhile. Not for tests: use :func:`frozen`."""
+    if at.tzinfo is None:
+        raise ValueError("replaying() needs a timezone-aware datetime")
+    previous, _thread.at = getattr(_thread, "at", None), at.astimezone(UTC)
+    try:
+        yield
+    finally:
+        _thread.at = previous
 
 
 @contextlib.contextmanager

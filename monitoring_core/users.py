@@ -62,6 +62,9 @@ def hash_password(password: str) -> str:
     """A bcrypt hash of ``password`` (refused when shorter than 8 characters)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if password != password.strip():
+        # The sign-in form strips what is typed, so such a password could never be entered.
+        raise InvalidInput("a password cannot start or end with a space")
     return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode("ascii")
 
 
@@ -69,10 +72,16 @@ def password_matches(user: User, password: str) -> bool:
     return bcrypt.checkpw(password.encode("utf-8"), user.password_hash.encode("ascii"))
 
 
+def normalise(username: str) -> str:
+    """Usernames are lower case, as the sign-in form reads them (``Alice`` signs in as ``alice``)."""
+    return username.strip().lower()
+
+
 def add_user(store, *, username: str, name: str, role: RoleName, password: str, actor: Actor,
              email: str | None = None) -> User:
-    """Create an account; ``Conflict`` if the username exists."""
+    """Create an account (the username in lower case); ``Conflict`` if the username exists."""
     auth.require(actor, auth.Permission.OPERATE)
+    username = normalise(username)
     user = validated(User, {"username": username, "name": name, "role": role, "email": email,
                             "password_hash": hash_password(password)})
     with store.transaction():
@@ -83,6 +92,7 @@ def add_user(store, *, username: str, name: str, role: RoleName, password: str, 
 
 def _change(store, username: str, changes: dict, actor: Actor, what: dict) -> User:
     auth.require(actor, auth.Permission.OPERATE)
+    username = normalise(username)
     with store.transaction():
         user = store.users.update(username, {**changes, "updated_at": clock.now()})
         audit.record(store, AuditEvent.USER_CHANGED, actor, details={"username": username, **what})
@@ -90,21 +100,25 @@ def _change(store, username: str, changes: dict, actor: Actor, what: dict) -> Us
 
 
 def disable(store, username: str, *, actor: Actor) -> User:
-    """The account can no longer sign in (it is kept: the audit log names it)."""
-    if username == actor.user_id:
+    """The account can no longer sign in, and its open sessions end at their next page
+    (it is kept: the audit log names it)."""
+    if normalise(username) == actor.user_id:
         raise Conflict("you cannot disable your own account: ask another admin")
-    return _change(store, username, {"disabled": True}, actor, {"disabled": True})
+    return _change(store, username, {"disabled": True, "sessions_revoked_at": clock.now()}, actor,
+                   {"disabled": True})
 
 
 def set_role(store, username: str, role: RoleName, *, actor: Actor) -> User:
-    validated(User, {**store.users.get(username).model_dump(), "role": role})  # a clear error for a bad role
+    """A new role, in force from the user's next page."""
+    validated(User, {**store.users.get(normalise(username)).model_dump(), "role": role})  # a clear error for a bad role
     return _change(store, username, {"role": role}, actor, {"role": role})
 
 
 def set_password(store, username: str, password: str, *, actor: Actor) -> User:
-    """A new password; it also lifts a lockout."""
+    """A new password; it lifts a lockout and ends the account's sessions signed in with the old one."""
     return _change(store, username, {"password_hash": hash_password(password), "failed_sign_ins": [],
-                                     "locked_until": None}, actor, {"password": "changed"})
+                                     "locked_until": None, "sessions_revoked_at": clock.now()}, actor,
+                   {"password": "changed"})
 
 
 def list_users(store) -> list[User]:
@@ -114,11 +128,47 @@ def list_users(store) -> list[User]:
 def sign_in(store, username: str, password: str, now: datetime | None = None) -> User:
     """Check a sign-in and record it: the user on success; ``Forbidden`` (with the reason a
     person can act on, never which of name or password was wrong) otherwise."""
+    username = normalise(username)
     user = store.users.find(username)
     if user is None or user.disabled:
-        audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, SYSTEM, details={"username": username})
+        # As slow as a real check, so the answer's timing does not tell which accounts exist.
+        bcrypt.checkpw(password.encode("utf-8"), _UNKNOWN_USER_HASH)
+        audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, SYSTEM, details={"username": username, "known": False})
         raise Forbidden("wrong username or password")
     return record_sign_in(store, username, password_matches(user, password), now)
+
+
+_UNKNOWN_USER_HASH = bcrypt.hashpw(b"no such account", bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+
+
+def resume_session(store, username: str, issued_at: datetime, now: datetime | None = None) -> User | None:
+    """A session resumed from a sign-in cookie issued at ``issued_at`` (a reload, a link from
+    an alert, a restarted server): the user, audited as a sign-in, if the account still
+    stands; None if the account's sessions were ended after the cookie was issued (a
+    sign-out, a new password): such a cookie is no sign-in at all. ``Forbidden`` if the
+    account is gone, disabled or locked. Failed attempts are not reset: only a password
+    proves more than a cookie."""
+    now = now or clock.now()
+    user = store.users.find(normalise(username))
+    if user is None or user.disabled:
+        raise Forbidden(f"the account {username} is disabled or no longer exists")
+    if user.sessions_revoked_at is not None and issued_at <= user.sessions_revoked_at:
+        return None
+    if user.locked_until is not None and now < user.locked_until:
+        raise Forbidden(f"{username} is locked after {LOCKOUT_ATTEMPTS} failed sign-ins until "
+                        f"{user.locked_until:%H:%M} UTC")
+    audit.record(store, AuditEvent.USER_SIGNED_IN, Actor(user_id=user.username, role=user.role),
+                 details={"username": user.username, "via": "cookie"})
+    return user
+
+
+def current_user(store, username: str) -> User:
+    """The signed-in user as the store has them now (role changes apply at once);
+    ``Forbidden`` once the account is disabled or removed."""
+    user = store.users.find(username)
+    if user is None or user.disabled:
+        raise Forbidden(f"the account {username} has been disabled: you are signed out")
+    return user
 
 
 def record_sign_in(store, username: str, succeeded: bool, now: datetime | None = None) -> User:
@@ -131,6 +181,8 @@ def record_sign_in(store, username: str, succeeded: bool, now: datetime | None =
         if user.disabled:
             raise Forbidden(f"{username} is disabled")
         if user.locked_until is not None and now < user.locked_until:
+            audit.record(store, AuditEvent.USER_SIGN_IN_FAILED, Actor(user_id=user.username, role=user.role),
+                         details={"username": user.username, "locked": True})
             raise Forbidden(f"{username} is locked after {LOCKOUT_ATTEMPTS} failed sign-ins until "
                             f"{user.locked_until:%H:%M} UTC")
         try:
@@ -167,9 +219,13 @@ def actor_of(user: User) -> Actor:
     return Actor(user_id=user.username, user_email=user.email, role=user.role)
 
 
-def sign_out(store, user: User) -> None:
-    audit.record(store, AuditEvent.USER_SIGNED_OUT, Actor(user_id=user.username, role=user.role),
-                 details={"username": user.username})
+def sign_out(store, user: User, now: datetime | None = None) -> None:
+    """End every session of the account: its sign-in cookies no longer resume one, in this
+    browser or any other (a copied cookie included)."""
+    with store.transaction():
+        store.users.update(user.username, {"sessions_revoked_at": now or clock.now()})
+        audit.record(store, AuditEvent.USER_SIGNED_OUT, Actor(user_id=user.username, role=user.role),
+                     details={"username": user.username})
 
 
 def credentials_for_authenticator(store) -> dict:

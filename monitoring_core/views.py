@@ -430,7 +430,15 @@ def timeline_frame(table: pd.DataFrame, now: datetime | None = None) -> pd.DataF
     now = pd.Timestamp(now or clock.now()).as_unit("ms")
     frame = table[["incident_id", "model_id", "severity", "status", "metrics", "created_at", "resolved_at"]].copy()
     frame["until"] = frame["resolved_at"].fillna(now)
+    frame["label"] = [_short_label(metrics, created) for metrics, created in zip(frame["metrics"], frame["created_at"])]
     return frame
+
+
+def _short_label(metrics: str, created: pd.Timestamp) -> str:
+    # An axis label, not the list: the first metric, how many more, and the day it opened.
+    names = metrics.split(", ")
+    more = f" +{len(names) - 1}" if len(names) > 1 else ""
+    return f"{names[0]}{more} · {created:%b %d %H:%M}"
 
 
 def incident_actions(incident: Incident) -> pd.DataFrame:

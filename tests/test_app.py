@@ -136,3 +136,28 @@ def test_the_app_runs_one_scheduler_for_all_sessions_with_the_policy_jobs(enviro
     assert len([name for name in started if "APScheduler" in name or "scheduler" in name.lower()]) <= 1
     scheduler.stop_process_scheduler()
     assert not running.running
+
+
+def test_a_disabled_account_is_signed_out_at_its_next_page_and_a_new_role_applies_at_once(environment):
+    from monitoring_core import users
+    from monitoring_core.models.common import SYSTEM
+
+    app = run_app("auditor")
+    store = app.session_state["store"]
+    users.set_role(store, "auditor", "viewer", actor=SYSTEM)
+    app.run()
+    assert app.session_state["actor"].role == "viewer" and "Viewer" in app.sidebar.markdown[0].value
+    users.disable(store, "auditor", actor=SYSTEM)
+    app.run()
+    assert not app.exception and not app.title
+    assert any("has been disabled" in w.value for w in app.warning)
+    assert app.text_input[0].label == "Username"  # back at the sign-in form
+
+
+def test_a_sign_in_with_an_unknown_name_is_refused_like_a_wrong_password_and_audited(environment):
+    from monitoring_core.models.audit import AuditEvent
+
+    app = run_app("mallory", "guess-1234")
+    assert "Wrong username or password" in app.error[0].value and not app.title
+    failed = app.session_state["store"].audit.list(event_types=[AuditEvent.USER_SIGN_IN_FAILED])
+    assert [e.details for e in failed] == [{"username": "mallory", "known": False}]

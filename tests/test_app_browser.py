@@ -32,7 +32,7 @@ def test_first_start_seeds_the_demo_and_lists_the_models(tmp_path):
         page.get_by_role("button", name="Export CSV").first.wait_for()  # drawn after the table
         body = page.locator("body").inner_text()
         assert "Export CSV" in body and "Store: embedded SQLite" in body
-        page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
+        screenshot(page, "models")
         with page.expect_download() as download:
             page.get_by_role("button", name="Export CSV").first.click()
         exported = download.value.path().read_text()
@@ -48,29 +48,82 @@ def sign_in(page, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def test_sign_in_a_wrong_password_and_sign_out_in_a_real_browser(tmp_path):
+def signed_in(page, heading: str = "Drift Overview") -> None:
+    """Wait for the page after a sign-in: its heading, and the form gone (the rerun that
+    follows the cookie being written removes it)."""
+    page.get_by_role("heading", name=heading).wait_for(timeout=180_000)
+    page.get_by_text("Sign in to Fairwatch").wait_for(state="detached", timeout=60_000)
+    settled(page)
+
+
+def session_cookie(username: str, expires: float, key: str) -> dict:
+    import jwt
+
+    token = jwt.encode({"username": username, "exp_date": expires}, key, algorithm="HS256")
+    return {"name": "fairwatch_session", "value": token, "domain": "127.0.0.1", "path": "/"}
+
+
+def test_sign_in_lockout_sign_out_and_cookies_in_a_real_browser(tmp_path):
+    from monitoring_core.users import DEMO_COOKIE_KEY
+
     with running_app({"FAIRWATCH_DATA_DIR": str(tmp_path / "data"),
                       "FAIRWATCH_SECRETS_FILE": str(tmp_path / "none.toml")}) as url, browser_page() as page:
         page.goto(url)
         sign_in(page, "viewer", "wrong-password")
         page.get_by_text("Wrong username or password").wait_for(timeout=60_000)
+        for _ in range(4):
+            sign_in(page, "viewer", "wrong-password")
+            settled(page)
+        page.get_by_text("viewer is now locked for 15 minutes").wait_for(timeout=60_000)
+        sign_in(page, "viewer", "viewer-demo")  # the right password, but locked
+        page.get_by_text("viewer is locked after 5 failed sign-ins").wait_for(timeout=60_000)
+        assert page.get_by_role("heading", name="Drift Overview").count() == 0
+
+        # A link from an alert survives the sign-in; the form is gone once signed in.
+        page.goto(f"{url}/fairness?model=loan-approval&range=7d")
         sign_in(page, "compliance", "compliance-demo")
-        page.get_by_role("heading", name="Drift Overview").wait_for(timeout=60_000)
+        signed_in(page, "Fairness Monitor")
         sidebar = page.locator("[data-testid='stSidebar']")
         assert "Carla Compliance" in sidebar.inner_text() and "Compliance officer" in sidebar.inner_text()
-        page.screenshot(path=str(tmp_path / "signed-in.png"), full_page=True)
-        sidebar.get_by_role("button", name="Sign out").click()
+        assert "model=loan-approval" in page.url and "range=7d" in page.url
+        page.reload()  # a new session, resumed from the cookie
+        page.get_by_role("heading", name="Fairness Monitor").wait_for(timeout=60_000)
+        settled(page)
+        assert page.get_by_label("Username").count() == 0
+        page.locator("[data-testid='stSidebar']").get_by_role("button", name="Sign out").click()
         page.get_by_text("Carla Compliance").wait_for(state="detached", timeout=60_000)
-        page.get_by_label("Username").wait_for(timeout=60_000)  # the lockout itself: test_app.py
-    from monitoring_core.models.audit import AuditEvent
+        page.get_by_label("Username").wait_for(timeout=60_000)
+        page.reload()  # the browser may still hold the cookie: signing out ended its session anyway
+        page.get_by_label("Username").wait_for(timeout=60_000)
+        settled(page)
+        assert page.get_by_role("heading", name="Fairness Monitor").count() == 0
+
+        # An expired cookie and a forged one sign nobody in; a valid one does.
+        import time as clock
+
+        for cookie in (session_cookie("admin", clock.time() - 60, DEMO_COOKIE_KEY),
+                       session_cookie("admin", clock.time() + 3600, "not-the-key-" * 4)):
+            page.context.clear_cookies()
+            page.context.add_cookies([cookie])
+            page.goto(f"{url}/drift?model=loan-approval")
+            page.get_by_label("Username").wait_for(timeout=60_000)
+            settled(page)
+            assert page.get_by_text("Ada Admin").count() == 0
+        page.context.clear_cookies()
+        page.context.add_cookies([session_cookie("admin", clock.time() + 3600, DEMO_COOKIE_KEY)])
+        page.goto(f"{url}/drift?model=loan-approval")
+        page.get_by_text("Ada Admin").wait_for(timeout=60_000)
     from monitoring_core.storage.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path / "data" / "fairwatch.db")
-    trail = [(e.event_type, e.details.get("username")) for e in reversed(store.audit.list(event_types=[
-        AuditEvent.USER_SIGNED_IN, AuditEvent.USER_SIGNED_OUT, AuditEvent.USER_SIGN_IN_FAILED, AuditEvent.USER_LOCKED]))]
+    trail = [(e.event_type, e.details.get("username"), e.details.get("via")) for e in reversed(store.audit.list(
+        event_types=[AuditEvent.USER_SIGNED_IN, AuditEvent.USER_SIGNED_OUT, AuditEvent.USER_SIGN_IN_FAILED,
+                     AuditEvent.USER_LOCKED]))]
     store.close()
-    assert trail[:3] == [(AuditEvent.USER_SIGN_IN_FAILED, "viewer"), (AuditEvent.USER_SIGNED_IN, "compliance"),
-                         (AuditEvent.USER_SIGNED_OUT, "compliance")]
+    failed, locked = (AuditEvent.USER_SIGN_IN_FAILED, "viewer", None), (AuditEvent.USER_LOCKED, "viewer", None)
+    assert trail == [failed] * 5 + [locked, failed] + [
+        (AuditEvent.USER_SIGNED_IN, "compliance", None), (AuditEvent.USER_SIGNED_IN, "compliance", "cookie"),
+        (AuditEvent.USER_SIGNED_OUT, "compliance", None), (AuditEvent.USER_SIGNED_IN, "admin", "cookie")]
 
 
 def test_an_unreachable_mongodb_shows_an_error_not_a_traceback(tmp_path):
@@ -100,6 +153,16 @@ def settled(page) -> None:
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=120_000)
 
 
+def screenshot(page, name: str) -> None:
+    """A full-page screenshot into test-artifacts/ once every chart has been drawn (plotly
+    draws after the script run ends)."""
+    page.wait_for_function("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+                              .every(chart => chart.querySelector('svg.main-svg'))""", timeout=60_000)
+    page.wait_for_timeout(500)  # plotly's entry transition
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
 def open_page(page, url: str, path: str, heading: str) -> None:
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=heading).wait_for(timeout=120_000)
@@ -119,8 +182,8 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
             with browser_page() as page:
                 page.goto(f"{url}/?model=loan-approval&range=30d")
                 sign_in(page, username, f"{username}-demo")
-                page.get_by_text("runs in the last 30d").wait_for(timeout=180_000)  # drawn after the button
-                settled(page)
+                signed_in(page)
+                page.get_by_text("runs in the last 30d").wait_for(timeout=60_000)  # drawn after the button
                 page.wait_for_function("n => document.querySelectorAll(\"[data-testid='stSidebarNavLink']\").length == n",
                                        arg=len(expected))  # the sidebar is redrawn as the sign-in settles
                 links = [text.strip() for text in navigation_links(page)]  # icon name, then the title
@@ -129,10 +192,10 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
         with browser_page() as page:
             page.goto(f"{url}/?model=loan-approval&range=30d")
             sign_in(page, "engineer", "engineer-demo")
-            page.get_by_text("runs in the last 30d").wait_for(timeout=180_000)
-            settled(page)
+            signed_in(page)
+            page.get_by_text("runs in the last 30d").wait_for(timeout=60_000)
             runs_before = page.get_by_text("30 runs in the last 30d").count()
-            page.screenshot(path=str(ARTIFACTS / "drift-overview.png"), full_page=True)
+            screenshot(page, "drift-overview")
             page.get_by_role("button", name="Analyze Now").click()
             page.get_by_text("Analysis finished").wait_for(timeout=120_000)
             page.get_by_text("31 runs in the last 30d").wait_for(timeout=60_000)
@@ -144,9 +207,9 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
 
             open_page(page, url, "fairness?model=loan-approval&range=30d", "Fairness Monitor")
             assert "gender=female" in page.locator("body").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "fairness-monitor.png"), full_page=True)
+            screenshot(page, "fairness-monitor")
             open_page(page, url, "health?model=loan-approval&range=30d", "Model Health")
-            page.screenshot(path=str(ARTIFACTS / "model-health.png"), full_page=True)
+            screenshot(page, "model-health")
 
             from monitoring_core.storage.sqlite import SqliteStore
 
@@ -156,7 +219,7 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
             open_page(page, url, f"incidents?model=loan-approval&range=30d&incident={incident.incident_id}",
                       "Incident Timeline")
             page.locator("h3", has_text=incident.incident_id).wait_for()  # the detail pane
-            page.screenshot(path=str(ARTIFACTS / "incident-timeline.png"), full_page=True)
+            screenshot(page, "incident-timeline")
             page.get_by_role("button", name="Acknowledge", exact=True).click()
             page.get_by_text(f"{incident.incident_id} acknowledged").wait_for(timeout=60_000)
             settled(page)

@@ -200,7 +200,8 @@ def test_incident_lifecycle_from_the_timeline_and_read_only_for_the_auditor(envi
     assert resolved.root_cause_category == "pipeline_error"
     assert f"{incident.incident_id} resolved" in app.success[0].value
     events = [e.event_type for e in store.audit.list(event_types=[AuditEvent.INCIDENT_ACKNOWLEDGED,
-                                                                   AuditEvent.INCIDENT_RESOLVED])]
+                                                                   AuditEvent.INCIDENT_RESOLVED])
+              if e.target.incident_id == incident.incident_id]
     assert sorted(events) == [AuditEvent.INCIDENT_ACKNOWLEDGED, AuditEvent.INCIDENT_RESOLVED]
 
     auditor = open_as("auditor", model="loan-approval", incident=incident.incident_id)
@@ -231,3 +232,18 @@ def test_empty_states_are_explained(environment):
     for page in ("fairness", "health"):
         visit(fresh, page)
         assert "has no active baseline" in fresh.warning[0].value
+
+
+def test_a_store_lost_mid_session_is_said_on_the_page_and_the_app_recovers_when_it_is_back(environment):
+    data = environment / "data"
+    app = open_as("engineer", model="loan-approval")
+    assert app.title[0].value == "Drift Overview"
+    data.rename(environment / "unmounted")  # the volume holding the database goes away
+    try:
+        app.run()
+        assert not app.exception
+        assert any("cannot open or write the database" in e.value for e in app.error), [e.value for e in app.error]
+    finally:
+        (environment / "unmounted").rename(data)
+    visit(app, "fairness")
+    assert app.title[0].value == "Fairness Monitor" and not app.error

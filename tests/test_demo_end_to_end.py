@@ -172,3 +172,26 @@ def test_the_loop_on_the_demo_opens_the_expected_incidents_and_only_those(tmp_pa
     assert all(store.incidents.get(i).recovered for i in earlier.incident_ids)  # ...the open ones show recovery
     assert audit.verify(store).valid
     store.close()
+
+
+def test_the_demo_history_is_replayed_at_its_daily_slots(seeded):
+    """Records, incidents and audit entries carry the times the schedule would have given
+    them, so the Incident Timeline says since when; the first incident was worked in time."""
+    from monitoring_core import incidents
+    from monitoring_core.models.delivery import DeliveryStatus
+
+    store, _ = seeded
+    runs = [r for r in store.records.history("loan-approval")  # the seeded daily runs, not this module's others
+            if r.analysis_period.end - r.analysis_period.start == timedelta(days=1)]
+    assert len(runs) == 30 and all(r.timestamp == r.analysis_period.end + timedelta(hours=2) for r in runs)
+    opened = sorted(store.incidents.list(model_id="loan-approval"), key=lambda i: i.created_at)
+    assert opened and all(i.created_at in {r.timestamp for r in runs} for i in opened)
+    fairness = next(i for i in opened if "demographic_parity:gender" in i.metric_names)
+    assert END - timedelta(days=8) <= fairness.created_at < END  # the regression of the last week
+    first = opened[0]
+    assert first.status == "investigating" and first.acknowledged_by == "engineer"
+    assert not incidents.sla(first).acknowledge_breached and incidents.sla(fairness).acknowledge_breached
+    stamps = [e.timestamp for e in reversed(store.audit.list())]
+    assert stamps == sorted(stamps) and stamps[0] < runs[0].timestamp
+    assert all(d.status is DeliveryStatus.CANCELLED for d in store.deliveries.due(datetime.now(UTC))
+               if d.created_at < runs[-1].timestamp)

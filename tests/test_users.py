@@ -136,3 +136,58 @@ def test_the_first_admin_is_created_from_the_command_line(tmp_path, monkeypatch,
     assert main(["users", "list"]) == 0
     assert capsys.readouterr().out.startswith("alice\tadmin\tactive\tAlice")
     config.get_settings.cache_clear()
+
+
+def test_a_cookie_resumes_a_session_until_the_account_ends_its_sessions(store, alice):
+    issued = NOW
+    resumed = users.resume_session(store, "alice", issued, NOW + MINUTE)
+    assert resumed.username == "alice"
+    entry = store.audit.list(event_types=[AuditEvent.USER_SIGNED_IN])[0]
+    assert entry.details == {"username": "alice", "via": "cookie"}
+    users.sign_out(store, alice, now=NOW + 2 * MINUTE)
+    assert users.resume_session(store, "alice", issued, NOW + 3 * MINUTE) is None  # the copied cookie too
+    assert users.resume_session(store, "alice", NOW + 4 * MINUTE, NOW + 5 * MINUTE) is not None  # signed in again
+    before_new_password = NOW + 5 * MINUTE
+    users.set_password(store, "alice", "battery staple", actor=ADMIN)  # at the real clock, after NOW
+    assert users.resume_session(store, "alice", before_new_password) is None
+
+
+def test_a_cookie_of_a_disabled_or_locked_account_resumes_nothing(store, alice):
+    for i in range(5):
+        with pytest.raises(Forbidden):
+            users.sign_in(store, "alice", "wrong", NOW + i * MINUTE)
+    with pytest.raises(Forbidden, match="locked"):
+        users.resume_session(store, "alice", NOW - MINUTE, NOW + 5 * MINUTE)
+    assert users.resume_session(store, "alice", NOW - MINUTE, NOW + 20 * MINUTE)  # the lock has run out
+    users.disable(store, "alice", actor=ADMIN)
+    with pytest.raises(Forbidden, match="disabled"):
+        users.resume_session(store, "alice", NOW + 30 * MINUTE, NOW + 31 * MINUTE)
+    with pytest.raises(Forbidden, match="disabled"):
+        users.current_user(store, "alice")
+    with pytest.raises(Forbidden, match="disabled"):
+        users.current_user(store, "nobody")
+
+
+def test_a_cookie_does_not_reset_the_count_of_failed_passwords(store, alice):
+    for i in range(3):
+        with pytest.raises(Forbidden):
+            users.sign_in(store, "alice", "wrong", NOW + i * MINUTE)
+    users.resume_session(store, "alice", NOW - MINUTE, NOW + 4 * MINUTE)
+    assert len(store.users.get("alice").failed_sign_ins) == 3
+
+
+def test_usernames_are_lower_case_and_unknown_names_are_audited(store):
+    users.add_user(store, username=" Bob ", name="Bob", role="viewer", password="12345678", actor=ADMIN)
+    assert store.users.get("bob").name == "Bob"
+    assert users.sign_in(store, "BOB", "12345678", NOW).username == "bob"
+    users.set_role(store, "Bob", "auditor", actor=ADMIN)
+    assert store.users.get("bob").role == "auditor"
+    with pytest.raises(Forbidden, match="wrong username or password"):
+        users.sign_in(store, "mallory", "guess-123", NOW)
+    failed = store.audit.list(event_types=[AuditEvent.USER_SIGN_IN_FAILED])[0]
+    assert failed.details == {"username": "mallory", "known": False}
+
+
+def test_a_password_the_sign_in_form_could_not_enter_is_refused(store):
+    with pytest.raises(InvalidInput, match="space"):
+        users.add_user(store, username="bob", name="Bob", role="viewer", password=" padded password", actor=ADMIN)

@@ -25,5 +25,8 @@ class User(Document):
     failed_sign_ins: list[UtcDatetime] = Field(default_factory=list)
     locked_until: UtcDatetime | None = None
     last_sign_in: UtcDatetime | None = None
+    #: Sign-in cookies issued before this instant no longer resume a session (set by signing
+    #: out, disabling the account and changing its password).
+    sessions_revoked_at: UtcDatetime | None = None
     created_at: UtcDatetime = Field(default_factory=now)
     updated_at: UtcDatetime | None = None
