@@ -8,7 +8,7 @@ lockout and audit in :mod:`monitoring_core.users`) and builds the navigation; ea
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import streamlit as st
 import streamlit_authenticator as stauth
@@ -34,51 +34,64 @@ SIGN_IN_FIELDS = {"Form name": "Sign in to Fairwatch", "Username": "Username", "
                   "Login": "Sign in"}
 ROLE_NAMES = {"admin": "Admin", "ml_engineer": "ML engineer", "compliance_officer": "Compliance officer",
               "auditor": "Auditor", "viewer": "Viewer"}
-COOKIE_NAME, COOKIE_DAYS = "fairwatch_session", 1.0
-ENDED = "fw_session_ended"  # why the last session ended, shown above the sign-in form
+COOKIE_NAME = "fairwatch_session"
+SIGNED_IN, COOKIE_READ, ENDED = "fw_user", "fw_cookie_read", "fw_session_ended"
 
 
 def signed_in_user(store, settings) -> User | None:
     """The signed-in user; otherwise None, after drawing the sign-in form and any refusal.
 
-    streamlit-authenticator draws the form and keeps the signed cookie; the core decides:
+    streamlit-authenticator draws the form and writes the signed cookie; the core decides:
     :func:`users.sign_in` checks every password (lockout, unknown names, audit) and
-    :func:`users.resume_session` every cookie (sign-out and new passwords end sessions)."""
+    :func:`users.resume_from_cookie` the cookie a new session brings (a reload, a link from
+    an alert), so a sign-out, a new password or a disabled account ends sessions."""
     key, demo_key = users.cookie_key(settings)
-    # No pause before the form: this version reads the cookie from the request, not from a
-    # browser component, so the library's default 0.7 s wait only delays every page.
-    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), COOKIE_NAME, key,
-                                        cookie_expiry_days=COOKIE_DAYS, auto_hash=False, login_sleep_time=0)
-    refusals = _passwords_checked_by_the_core(authenticator, store)
     try:
-        authenticator.login(location="main", fields=SIGN_IN_FIELDS, key="sign-in")
-    except stauth.LoginError:  # a valid cookie of an account that is no longer enabled
-        return _end_session(authenticator, "Your account is disabled or no longer exists.")
-    if not st.session_state.get("authentication_status"):
-        if ended := st.session_state.get(ENDED):
-            st.warning(ended, icon=":material/logout:")
-        for refusal in refusals:
-            st.error(_sentence(refusal), icon=":material/lock:")
-        if demo_key:
-            st.info("Demo: sign in as `admin`, `engineer`, `compliance`, `auditor` or `viewer`, with the password "
-                    "`<username>-demo` (for example `engineer` / `engineer-demo`).")
+        user = _session_user(store, key)
+    except Forbidden as refused:  # disabled, locked, or gone
+        _forget_session(_sentence(str(refused)))
+    if user is None and (user := _sign_in_form(store, key, demo_key)) is None:
         return None
-    username = st.session_state["username"]
-    try:
-        if st.session_state.get("fairwatch_user") != username:  # a session resumed from the cookie
-            if users.resume_session(store, username, _cookie_issued_at(authenticator)) is None:
-                return _end_session(authenticator, None)  # a signed-out cookie: just the form
-            st.session_state["fairwatch_user"] = username
-        user = users.current_user(store, username)
-    except Forbidden as refused:
-        return _end_session(authenticator, _sentence(str(refused)))
     st.session_state.pop(ENDED, None)
     with st.sidebar:
         st.markdown(f"**{user.name}**  \n{ROLE_NAMES[user.role]}")
         if st.button("Sign out", key="sign-out"):
             users.sign_out(store, user)
-            _end_session(authenticator, "You are signed out.")
+            _forget_session("You are signed out.")
     return user
+
+
+def _session_user(store, key: str) -> User | None:
+    """This session's user as the store has them now; a new session reads its cookie once."""
+    username = st.session_state.get(SIGNED_IN)
+    if username is None and not st.session_state.get(COOKIE_READ):
+        st.session_state[COOKIE_READ] = True
+        resumed = users.resume_from_cookie(store, st.context.cookies.get(COOKIE_NAME), key)
+        username = st.session_state[SIGNED_IN] = resumed.username if resumed else None
+    return users.current_user(store, username) if username else None
+
+
+def _sign_in_form(store, key: str, demo_key: bool) -> User | None:
+    """The form; the user when this run's submission signed them in (the form then goes at
+    the rerun that follows the cookie being written in the browser)."""
+    # No pause before the form: this version of the library reads the cookie from the
+    # request, so its default 0.7 s wait would only delay the page.
+    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), COOKIE_NAME, key,
+                                        cookie_expiry_days=users.SESSION_LIFETIME / timedelta(days=1),
+                                        auto_hash=False, login_sleep_time=0)
+    st.session_state["logout"] = True  # the core has judged this session's cookie: the library must not again
+    refusals = _passwords_checked_by_the_core(authenticator, store)
+    authenticator.login(location="main", fields=SIGN_IN_FIELDS, key="sign-in")
+    if username := st.session_state.get(SIGNED_IN):
+        return users.current_user(store, username)
+    if ended := st.session_state.get(ENDED):
+        st.warning(ended, icon=":material/logout:")
+    for refusal in refusals:
+        st.error(_sentence(refusal), icon=":material/lock:")
+    if demo_key:
+        st.info("Demo: sign in as `admin`, `engineer`, `compliance`, `auditor` or `viewer`, with the password "
+                "`<username>-demo` (for example `engineer` / `engineer-demo`).")
+    return None
 
 
 def _passwords_checked_by_the_core(authenticator, store) -> list[str]:
@@ -88,32 +101,27 @@ def _passwords_checked_by_the_core(authenticator, store) -> list[str]:
 
     def check(username: str, password: str) -> bool:
         try:
-            users.sign_in(store, username, password)
+            user = users.sign_in(store, username, password)
         except Forbidden as refused:
             refusals.append(str(refused))
             return False
-        st.session_state["fairwatch_user"] = users.normalise(username)  # recorded: not a resumed session
+        st.session_state[SIGNED_IN] = user.username
         return True
 
     authenticator.authentication_controller.authentication_model.check_credentials = check
     return refusals
 
 
-def _cookie_issued_at(authenticator) -> datetime:
-    # The library's token holds only its expiry; it was issued COOKIE_DAYS before.
-    token = authenticator.cookie_controller.cookie_model.token or {}
-    expires = token.get("exp_date", 0.0)
-    return datetime.fromtimestamp(expires, UTC) - timedelta(days=COOKIE_DAYS)
-
-
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-def _end_session(authenticator, why: str | None) -> None:
-    """Forget the session and its cookie, and rerun to the sign-in form saying why."""
-    authenticator.logout(location="unrendered")
-    st.session_state.pop("fairwatch_user", None)
+def _forget_session(why: str) -> None:
+    """Sign this session out (its cookie, if the browser still sends it, no longer resumes
+    anything) and rerun to the sign-in form saying why."""
+    st.session_state[SIGNED_IN] = None
+    for name in ("authentication_status", "username", "name"):  # the library's session keys
+        st.session_state[name] = None
     st.session_state[ENDED] = why
     st.rerun()
 
@@ -150,6 +158,7 @@ def main() -> None:
     # Declared first, hidden: a link to a page (from an alert) must survive the sign-in and
     # the reruns before it; the role's navigation below replaces it.
     navigation_for(None)
+    widgets.remember_link()
     try:
         settings = get_settings()
         store = get_store()

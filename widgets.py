@@ -44,11 +44,23 @@ def _minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
+LINK = "fw_link"
+
+
+def remember_link() -> None:
+    """Keep the query string the session was opened with (a link from an alert): the
+    sign-in's reruns may drop it from the URL before the controls first read it."""
+    if LINK not in st.session_state:
+        st.session_state[LINK] = st.query_params.to_dict()
+
+
 def controls(model_ids: list[str]) -> Selection:
     """The sidebar's model selector and time range. The first run of a session takes them
-    from the URL (a link from an alert); afterwards the URL follows the widgets."""
-    params = st.query_params
+    from the link it was opened with; afterwards the URL follows the widgets."""
     if "fw_model" not in st.session_state:
+        params = st.session_state.get(LINK) or st.query_params.to_dict()
+        if "incident" in params and "incident" not in st.query_params:
+            st.query_params["incident"] = params["incident"]
         wanted = params.get("model")
         if wanted and wanted not in model_ids:
             st.sidebar.warning(f"Model {wanted!r} from the link is not monitored here.")

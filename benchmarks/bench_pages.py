@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.browser import STABLE_FOR_MS, browser_page, running_app, settled  # noqa: E402
+
 PAGES = {"drift": "Drift Overview", "fairness": "Fairness Monitor", "health": "Model Health",
          "incidents": "Incident Timeline"}
 ROLE_PAGES = {"admin": list(PAGES), "engineer": list(PAGES), "compliance": ["drift", "fairness", "incidents"],
@@ -116,12 +118,10 @@ def timed_load(page, url: str, heading: str) -> tuple[float, float]:
     cookie component reports)."""
     started = time.perf_counter()
     page.goto(url)
-    page.get_by_role("heading", name=heading).wait_for(timeout=120_000)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
     drawn = time.perf_counter() - started
-    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=120_000)
-    page.wait_for_timeout(300)  # a second run starts within this when the first one just ended
-    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=120_000)
-    return drawn, time.perf_counter() - started - 0.3
+    settled(page)
+    return drawn, time.perf_counter() - started - STABLE_FOR_MS / 1000  # less the stillness settled() waits for
 
 
 def main() -> None:
@@ -129,8 +129,6 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from tests.browser import browser_page, running_app
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "data"
         started = time.perf_counter()
@@ -150,18 +148,19 @@ def main() -> None:
             for username, pages in ROLE_PAGES.items():
                 with browser_page() as page:
                     page.goto(url)
+                    settled(page)
                     page.get_by_label("Username").fill(username)
                     page.get_by_role("textbox", name="Password").fill(f"{username}-demo")
                     page.get_by_role("button", name="Sign in").click()
-                    page.get_by_role("heading", name="Drift Overview").wait_for(timeout=120_000)
-                    page.wait_for_timeout(1_500)  # the sign-in cookie is written by the browser
+                    page.get_by_role("heading", name="Drift Overview").first.wait_for(timeout=120_000)
+                    settled(page)  # the sign-in cookie is written by the browser
                     for key in pages:
                         for range_ in ("30d", "90d"):
                             loads = [timed_load(page, f"{url}/{key}?model=loan-approval&range={range_}", PAGES[key])
                                      for _ in range(args.repeat)]
-                            drawn, settled = [d for d, _ in loads], [s for _, s in loads]
-                            rows.append((username, key, range_, statistics.median(drawn), statistics.median(settled),
-                                         max(settled)))
+                            drawn, still = [d for d, _ in loads], [s for _, s in loads]
+                            rows.append((username, key, range_, statistics.median(drawn), statistics.median(still),
+                                         max(still)))
         print(f"\n{'role':<11} {'page':<10} {'range':<6} {'drawn s':>8} {'settled s':>10} {'worst s':>8} {'x ref':>6}")
         for username, key, range_, drawn, median, worst in rows:
             print(f"{username:<11} {key:<10} {range_:<6} {drawn:>8.2f} {median:>10.2f} {worst:>8.2f} {median / ref:>6.1f}")

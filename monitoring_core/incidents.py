@@ -220,9 +220,12 @@ def _record_recovery(store, incident: Incident, record: MonitoringRecord, actor:
 
 
 def _write(store, incident: Incident, changes: Mapping[str, Any]) -> Incident:
-    """Compare-and-set against what was read: a concurrent change raises ``Conflict``."""
-    return store.incidents.update(incident.incident_id, changes,
-                                  expect={"status": incident.status, "updated_at": incident.updated_at})
+    """Compare-and-set against what was read: any change since, however close in time, raises ``Conflict``.
+
+    The whole document is the expectation, not ``updated_at``: two writes in the same
+    millisecond (the store's precision) share a stamp, so a stamp is no version.
+    """
+    return store.incidents.update(incident.incident_id, changes, expect=dict(incident))
 
 
 def _audit(store, event: AuditEvent, actor: Actor, incident: Incident, **details: Any) -> None:

@@ -12,9 +12,10 @@ The first admin of a production deployment is created from the command line::
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import bcrypt
+import jwt
 
 from . import audit, auth, clock
 from .config import Settings
@@ -27,6 +28,8 @@ LOCKOUT_ATTEMPTS = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 LOCKOUT_DURATION = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
+#: How long the app's sign-in cookie lasts.
+SESSION_LIFETIME = timedelta(days=1)
 WRITE_ATTEMPTS = 5
 #: bcrypt's work factor (2**12 rounds, its default: about a quarter second a check).
 BCRYPT_ROUNDS = 12
@@ -160,6 +163,30 @@ def resume_session(store, username: str, issued_at: datetime, now: datetime | No
     audit.record(store, AuditEvent.USER_SIGNED_IN, Actor(user_id=user.username, role=user.role),
                  details={"username": user.username, "via": "cookie"})
     return user
+
+
+def resume_from_cookie(store, token: str | None, key: str, now: datetime | None = None) -> User | None:
+    """The user a sign-in cookie names when it is genuine (signed with ``key``), unexpired
+    and its session not ended (:func:`resume_session`, which audits it); None otherwise.
+
+    The cookie is the one streamlit-authenticator writes at a sign-in: a JWT (HS256) of
+    ``username`` and ``exp_date`` (POSIX seconds), issued :data:`SESSION_LIFETIME` before it
+    expires. Reading it here, not through the library, keeps the library's cookie component
+    off every page once signed in (it reruns each new session once more)."""
+    if not token:
+        return None
+    try:
+        claims = jwt.decode(token, key, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+    username, expires = claims.get("username"), claims.get("exp_date")
+    if not isinstance(username, str) or not isinstance(expires, int | float):
+        return None
+    now = now or clock.now()
+    expires_at = datetime.fromtimestamp(expires, UTC)
+    if expires_at <= now:
+        return None
+    return resume_session(store, username, expires_at - SESSION_LIFETIME, now)
 
 
 def current_user(store, username: str) -> User:

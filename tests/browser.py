@@ -84,3 +84,21 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+STABLE_FOR_MS = 300
+SETTLED = """() => document.querySelector("[data-testid='stApp']")?.dataset.testScriptState === 'notRunning'
+                    && !document.querySelector("[data-stale='true']")"""
+
+
+def settled(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the script run has finished, no element of an earlier run is left (Streamlit
+    keeps them, faded, until the run that replaces them ends) and the page stays so for a
+    moment: a component's value (the cookie written at sign-in) can start one more run just
+    after the first ends."""
+    for _ in range(timeout_ms // STABLE_FOR_MS):
+        page.wait_for_function(SETTLED, timeout=timeout_ms)
+        page.wait_for_timeout(STABLE_FOR_MS)
+        if page.evaluate(SETTLED):
+            return
+    raise AssertionError("the page never settled")

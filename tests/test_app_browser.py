@@ -9,7 +9,7 @@ import pytest
 
 from monitoring_core.models.audit import AuditEvent
 
-from .browser import browser_page, require_chromium, running_app
+from .browser import browser_page, require_chromium, running_app, settled
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -25,7 +25,7 @@ def test_first_start_seeds_the_demo_and_lists_the_models(tmp_path):
             browser_page() as page:
         page.goto(url)
         sign_in(page, "engineer", "engineer-demo")
-        page.get_by_role("heading", name="Drift Overview").wait_for(timeout=180_000)
+        signed_in(page)  # a click while the page still reruns can be lost
         page.locator("[data-testid='stSidebarNavLink']", has_text="Models").click()
         page.get_by_text("Monitored models").first.wait_for(timeout=60_000)
         page.locator("[data-testid='stDataFrame']").wait_for()
@@ -42,7 +42,8 @@ def test_first_start_seeds_the_demo_and_lists_the_models(tmp_path):
 
 
 def sign_in(page, username: str, password: str) -> None:
-    page.get_by_label("Username").wait_for(timeout=180_000)
+    page.get_by_label("Username").first.wait_for(timeout=180_000)
+    settled(page)  # before it settles, the form of the previous run can still stand beside this one's
     page.get_by_label("Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -51,8 +52,8 @@ def sign_in(page, username: str, password: str) -> None:
 def signed_in(page, heading: str = "Drift Overview") -> None:
     """Wait for the page after a sign-in: its heading, and the form gone (the rerun that
     follows the cookie being written removes it)."""
-    page.get_by_role("heading", name=heading).wait_for(timeout=180_000)
-    page.get_by_text("Sign in to Fairwatch").wait_for(state="detached", timeout=60_000)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
+    page.get_by_text("Sign in to Fairwatch").first.wait_for(state="detached", timeout=60_000)
     settled(page)
 
 
@@ -70,13 +71,13 @@ def test_sign_in_lockout_sign_out_and_cookies_in_a_real_browser(tmp_path):
                       "FAIRWATCH_SECRETS_FILE": str(tmp_path / "none.toml")}) as url, browser_page() as page:
         page.goto(url)
         sign_in(page, "viewer", "wrong-password")
-        page.get_by_text("Wrong username or password").wait_for(timeout=60_000)
+        page.get_by_text("Wrong username or password").first.wait_for(timeout=60_000)
         for _ in range(4):
             sign_in(page, "viewer", "wrong-password")
             settled(page)
-        page.get_by_text("viewer is now locked for 15 minutes").wait_for(timeout=60_000)
+        page.get_by_text("viewer is now locked for 15 minutes").first.wait_for(timeout=60_000)
         sign_in(page, "viewer", "viewer-demo")  # the right password, but locked
-        page.get_by_text("viewer is locked after 5 failed sign-ins").wait_for(timeout=60_000)
+        page.get_by_text("viewer is locked after 5 failed sign-ins").first.wait_for(timeout=60_000)
         assert page.get_by_role("heading", name="Drift Overview").count() == 0
 
         # A link from an alert survives the sign-in; the form is gone once signed in.
@@ -85,16 +86,16 @@ def test_sign_in_lockout_sign_out_and_cookies_in_a_real_browser(tmp_path):
         signed_in(page, "Fairness Monitor")
         sidebar = page.locator("[data-testid='stSidebar']")
         assert "Carla Compliance" in sidebar.inner_text() and "Compliance officer" in sidebar.inner_text()
-        assert "model=loan-approval" in page.url and "range=7d" in page.url
+        assert "model=loan-approval" in page.url and "range=7d" in page.url, page.url
         page.reload()  # a new session, resumed from the cookie
-        page.get_by_role("heading", name="Fairness Monitor").wait_for(timeout=60_000)
+        page.get_by_role("heading", name="Fairness Monitor").first.wait_for(timeout=60_000)
         settled(page)
         assert page.get_by_label("Username").count() == 0
         page.locator("[data-testid='stSidebar']").get_by_role("button", name="Sign out").click()
-        page.get_by_text("Carla Compliance").wait_for(state="detached", timeout=60_000)
-        page.get_by_label("Username").wait_for(timeout=60_000)
+        page.get_by_text("Carla Compliance").first.wait_for(state="detached", timeout=60_000)
+        page.get_by_label("Username").first.wait_for(timeout=60_000)
         page.reload()  # the browser may still hold the cookie: signing out ended its session anyway
-        page.get_by_label("Username").wait_for(timeout=60_000)
+        page.get_by_label("Username").first.wait_for(timeout=60_000)
         settled(page)
         assert page.get_by_role("heading", name="Fairness Monitor").count() == 0
 
@@ -106,13 +107,13 @@ def test_sign_in_lockout_sign_out_and_cookies_in_a_real_browser(tmp_path):
             page.context.clear_cookies()
             page.context.add_cookies([cookie])
             page.goto(f"{url}/drift?model=loan-approval")
-            page.get_by_label("Username").wait_for(timeout=60_000)
+            page.get_by_label("Username").first.wait_for(timeout=60_000)
             settled(page)
             assert page.get_by_text("Ada Admin").count() == 0
         page.context.clear_cookies()
         page.context.add_cookies([session_cookie("admin", clock.time() + 3600, DEMO_COOKIE_KEY)])
         page.goto(f"{url}/drift?model=loan-approval")
-        page.get_by_text("Ada Admin").wait_for(timeout=60_000)
+        page.get_by_text("Ada Admin").first.wait_for(timeout=60_000)
     from monitoring_core.storage.sqlite import SqliteStore
 
     store = SqliteStore(tmp_path / "data" / "fairwatch.db")
@@ -132,7 +133,7 @@ def test_an_unreachable_mongodb_shows_an_error_not_a_traceback(tmp_path):
            "FAIRWATCH_DATA_DIR": str(tmp_path / "data")}
     with running_app(env) as url, browser_page() as page:
         page.goto(url)
-        page.get_by_text("Fairwatch cannot start").wait_for(timeout=60_000)
+        page.get_by_text("Fairwatch cannot start").first.wait_for(timeout=60_000)
         body = page.locator("body").inner_text()
         assert "cannot reach MongoDB at 127.0.0.1:9" in body
         assert "Traceback" not in body and "secret" not in body
@@ -148,11 +149,6 @@ ROLE_NAVIGATION = {
 }
 
 
-def settled(page) -> None:
-    """Wait until the script run has finished and the page stands still."""
-    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=120_000)
-
-
 def screenshot(page, name: str) -> None:
     """A full-page screenshot into test-artifacts/ once every chart has been drawn (plotly
     draws after the script run ends)."""
@@ -165,7 +161,7 @@ def screenshot(page, name: str) -> None:
 
 def open_page(page, url: str, path: str, heading: str) -> None:
     page.goto(f"{url}/{path}")
-    page.get_by_role("heading", name=heading).wait_for(timeout=120_000)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
     settled(page)
 
 
@@ -183,7 +179,7 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
                 page.goto(f"{url}/?model=loan-approval&range=30d")
                 sign_in(page, username, f"{username}-demo")
                 signed_in(page)
-                page.get_by_text("runs in the last 30d").wait_for(timeout=60_000)  # drawn after the button
+                page.get_by_text("runs in the last 30d").first.wait_for(timeout=60_000)  # drawn after the button
                 page.wait_for_function("n => document.querySelectorAll(\"[data-testid='stSidebarNavLink']\").length == n",
                                        arg=len(expected))  # the sidebar is redrawn as the sign-in settles
                 links = [text.strip() for text in navigation_links(page)]  # icon name, then the title
@@ -193,12 +189,12 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
             page.goto(f"{url}/?model=loan-approval&range=30d")
             sign_in(page, "engineer", "engineer-demo")
             signed_in(page)
-            page.get_by_text("runs in the last 30d").wait_for(timeout=60_000)
+            page.get_by_text("runs in the last 30d").first.wait_for(timeout=60_000)
             runs_before = page.get_by_text("30 runs in the last 30d").count()
             screenshot(page, "drift-overview")
             page.get_by_role("button", name="Analyze Now").click()
-            page.get_by_text("Analysis finished").wait_for(timeout=120_000)
-            page.get_by_text("31 runs in the last 30d").wait_for(timeout=60_000)
+            page.get_by_text("Analysis finished").first.wait_for(timeout=120_000)
+            page.get_by_text("31 runs in the last 30d").first.wait_for(timeout=60_000)
             assert runs_before == 1
             with page.expect_download() as download:
                 page.get_by_role("button", name="Export CSV").first.click()
@@ -221,12 +217,12 @@ def test_every_role_analyze_now_an_incident_an_export_and_screenshots_in_a_real_
             page.locator("h3", has_text=incident.incident_id).wait_for()  # the detail pane
             screenshot(page, "incident-timeline")
             page.get_by_role("button", name="Acknowledge", exact=True).click()
-            page.get_by_text(f"{incident.incident_id} acknowledged").wait_for(timeout=60_000)
+            page.get_by_text(f"{incident.incident_id} acknowledged").first.wait_for(timeout=60_000)
             settled(page)
             page.get_by_role("tab", name="Resolve").click()
             page.get_by_label("How it was resolved").fill("the upstream join was fixed; a re-run is clean")
             page.get_by_role("button", name="Resolve", exact=True).click()
-            page.get_by_text(f"{incident.incident_id} resolved").wait_for(timeout=60_000)
+            page.get_by_text(f"{incident.incident_id} resolved").first.wait_for(timeout=60_000)
             settled(page)
             with page.expect_download() as download:
                 page.get_by_role("button", name="Export CSV").first.click()

@@ -338,11 +338,12 @@ def test_a_run_racing_a_person_routes_again_on_fresh_state(store, backend, monke
 
 
 def test_a_write_based_on_a_stale_read_is_refused(store):
-    incident_id = opened(store, psi=0.15)
-    stale = store.incidents.get(incident_id)
-    incidents.assign(store, incident_id, "maya", actor=ADMIN)
-    with pytest.raises(Conflict, match="changed by someone else"):
-        incidents._write(store, stale, {"assigned_to": "zed"})
+    with clock.frozen(NOW):  # both writes in one millisecond: the same updated_at (CI once did this)
+        incident_id = opened(store, psi=0.15)
+        stale = store.incidents.get(incident_id)
+        incidents.assign(store, incident_id, "maya", actor=ADMIN)
+        with pytest.raises(Conflict, match="changed by someone else"):
+            incidents._write(store, stale, {"assigned_to": "zed"})
     assert store.incidents.get(incident_id).assigned_to == "maya"
 
 

@@ -54,8 +54,9 @@ def wait_for(condition, timeout=10.0):
 def test_a_full_batch_is_written_without_waiting_for_the_interval(embedded):
     logger = PredictionLogger(embedded, batch_size=10, flush_interval=3600)
     ids = [log_one(logger, i) for i in range(10)]
-    assert wait_for(lambda: embedded.predictions.count("loan") == 10)
-    assert logger.stats.written == 10 and logger.stats.pending == 0
+    # The stats are updated just after the write returns, so wait for them rather than the rows.
+    assert wait_for(lambda: logger.stats.written == 10)
+    assert embedded.predictions.count("loan") == 10 and logger.stats.pending == 0
     found = embedded.predictions.find(ids[3])
     assert found.features["income"] == 1003.0 and found.metadata.protected_attributes == {"gender": "female"}
     logger.close()

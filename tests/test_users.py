@@ -191,3 +191,24 @@ def test_usernames_are_lower_case_and_unknown_names_are_audited(store):
 def test_a_password_the_sign_in_form_could_not_enter_is_refused(store):
     with pytest.raises(InvalidInput, match="space"):
         users.add_user(store, username="bob", name="Bob", role="viewer", password=" padded password", actor=ADMIN)
+
+
+def cookie(key: str, **claims) -> str:
+    import jwt
+
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def test_only_a_genuine_unexpired_cookie_of_a_live_session_resumes_it(store, alice):
+    key = "a-cookie-key-of-thirty-two-characters!"
+    expires = NOW + users.SESSION_LIFETIME  # issued at NOW
+    genuine = cookie(key, username="alice", exp_date=expires.timestamp())
+    assert users.resume_from_cookie(store, genuine, key, NOW + MINUTE).username == "alice"
+    assert users.resume_from_cookie(store, genuine, key, expires + MINUTE) is None  # expired
+    assert users.resume_from_cookie(store, cookie("another-key-" * 3, username="alice",
+                                                  exp_date=expires.timestamp()), key, NOW) is None  # forged
+    for junk in (None, "", "not-a-jwt", cookie(key, username="alice"), cookie(key, exp_date=expires.timestamp()),
+                 cookie(key, username=["alice"], exp_date=expires.timestamp())):
+        assert users.resume_from_cookie(store, junk, key, NOW) is None
+    users.sign_out(store, alice, now=NOW + 2 * MINUTE)
+    assert users.resume_from_cookie(store, genuine, key, NOW + 3 * MINUTE) is None  # signed out after it was issued
