@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import STABLE_FOR_MS, browser_page, running_app, settled  # noqa: E402
+from tests.browser import STABLE_FOR_MS, browser_page, running_app, settled, sign_in, signed_in  # noqa: E402
 
 PAGES = {"drift": "Drift Overview", "fairness": "Fairness Monitor", "health": "Model Health",
          "incidents": "Incident Timeline"}
@@ -148,12 +148,8 @@ def main() -> None:
             for username, pages in ROLE_PAGES.items():
                 with browser_page() as page:
                     page.goto(url)
-                    settled(page)
-                    page.get_by_label("Username").fill(username)
-                    page.get_by_role("textbox", name="Password").fill(f"{username}-demo")
-                    page.get_by_role("button", name="Sign in").click()
-                    page.get_by_role("heading", name="Drift Overview").first.wait_for(timeout=120_000)
-                    settled(page)  # the sign-in cookie is written by the browser
+                    sign_in(page, username, f"{username}-demo")
+                    signed_in(page)  # each load below is a new session resumed from the cookie
                     for key in pages:
                         for range_ in ("30d", "90d"):
                             loads = [timed_load(page, f"{url}/{key}?model=loan-approval&range={range_}", PAGES[key])

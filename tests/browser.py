@@ -102,3 +102,24 @@ def settled(page, timeout_ms: int = 120_000) -> None:
         if page.evaluate(SETTLED):
             return
     raise AssertionError("the page never settled")
+
+
+SESSION_COOKIE = "fairwatch_session"  # app.COOKIE_NAME (importing app.py would run it)
+
+
+def sign_in(page, username: str, password: str) -> None:
+    page.get_by_label("Username").first.wait_for(timeout=180_000)
+    settled(page)  # before it settles, the form of the previous run can still stand beside this one's
+    page.get_by_label("Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def signed_in(page, heading: str = "Drift Overview") -> None:
+    """Wait for the page after a sign-in: its heading, and the form gone (the rerun that
+    follows the cookie being written removes it)."""
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
+    page.get_by_text("Sign in to Fairwatch").first.wait_for(state="detached", timeout=60_000)
+    # The browser writes the cookie; a new session opened before it lands is not signed in.
+    page.wait_for_function(f"document.cookie.includes('{SESSION_COOKIE}=')", timeout=60_000)
+    settled(page)

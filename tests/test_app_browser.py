@@ -9,7 +9,7 @@ import pytest
 
 from monitoring_core.models.audit import AuditEvent
 
-from .browser import browser_page, require_chromium, running_app, settled
+from .browser import browser_page, require_chromium, running_app, settled, sign_in, signed_in
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,22 +39,6 @@ def test_first_start_seeds_the_demo_and_lists_the_models(tmp_path):
         assert exported.splitlines()[0].startswith("model_id,display_name,risk_level,predictions")
         assert "loan-approval" in exported and "fraud-screening" in exported
     assert (data / "fairwatch.db").exists()
-
-
-def sign_in(page, username: str, password: str) -> None:
-    page.get_by_label("Username").first.wait_for(timeout=180_000)
-    settled(page)  # before it settles, the form of the previous run can still stand beside this one's
-    page.get_by_label("Username").fill(username)
-    page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def signed_in(page, heading: str = "Drift Overview") -> None:
-    """Wait for the page after a sign-in: its heading, and the form gone (the rerun that
-    follows the cookie being written removes it)."""
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
-    page.get_by_text("Sign in to Fairwatch").first.wait_for(state="detached", timeout=60_000)
-    settled(page)
 
 
 def session_cookie(username: str, expires: float, key: str) -> dict:
