@@ -34,7 +34,6 @@ SIGN_IN_FIELDS = {"Form name": "Sign in to Fairwatch", "Username": "Username", "
                   "Login": "Sign in"}
 ROLE_NAMES = {"admin": "Admin", "ml_engineer": "ML engineer", "compliance_officer": "Compliance officer",
               "auditor": "Auditor", "viewer": "Viewer"}
-COOKIE_NAME = "fairwatch_session"
 SIGNED_IN, COOKIE_READ, ENDED = "fw_user", "fw_cookie_read", "fw_session_ended"
 
 
@@ -66,7 +65,7 @@ def _session_user(store, key: str) -> User | None:
     username = st.session_state.get(SIGNED_IN)
     if username is None and not st.session_state.get(COOKIE_READ):
         st.session_state[COOKIE_READ] = True
-        resumed = users.resume_from_cookie(store, st.context.cookies.get(COOKIE_NAME), key)
+        resumed = users.resume_from_cookie(store, st.context.cookies.get(users.COOKIE_NAME), key)
         username = st.session_state[SIGNED_IN] = resumed.username if resumed else None
     return users.current_user(store, username) if username else None
 
@@ -76,7 +75,7 @@ def _sign_in_form(store, key: str, demo_key: bool) -> User | None:
     the rerun that follows the cookie being written in the browser)."""
     # No pause before the form: this version of the library reads the cookie from the
     # request, so its default 0.7 s wait would only delay the page.
-    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), COOKIE_NAME, key,
+    authenticator = stauth.Authenticate(users.credentials_for_authenticator(store), users.COOKIE_NAME, key,
                                         cookie_expiry_days=users.SESSION_LIFETIME / timedelta(days=1),
                                         auto_hash=False, login_sleep_time=0)
     st.session_state["logout"] = True  # the core has judged this session's cookie: the library must not again

@@ -28,7 +28,8 @@ LOCKOUT_ATTEMPTS = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 LOCKOUT_DURATION = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 8
-#: How long the app's sign-in cookie lasts.
+#: The app's sign-in cookie: its name and how long it lasts.
+COOKIE_NAME = "fairwatch_session"
 SESSION_LIFETIME = timedelta(days=1)
 WRITE_ATTEMPTS = 5
 #: bcrypt's work factor (2**12 rounds, its default: about a quarter second a check).

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from monitoring_core.users import COOKIE_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("FAIRWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -104,9 +106,6 @@ def settled(page, timeout_ms: int = 120_000) -> None:
     raise AssertionError("the page never settled")
 
 
-SESSION_COOKIE = "fairwatch_session"  # app.COOKIE_NAME (importing app.py would run it)
-
-
 def sign_in(page, username: str, password: str) -> None:
     page.get_by_label("Username").first.wait_for(timeout=180_000)
     settled(page)  # before it settles, the form of the previous run can still stand beside this one's
@@ -121,5 +120,5 @@ def signed_in(page, heading: str = "Drift Overview") -> None:
     page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
     page.get_by_text("Sign in to Fairwatch").first.wait_for(state="detached", timeout=60_000)
     # The browser writes the cookie; a new session opened before it lands is not signed in.
-    page.wait_for_function(f"document.cookie.includes('{SESSION_COOKIE}=')", timeout=60_000)
+    page.wait_for_function(f"document.cookie.includes('{COOKIE_NAME}=')", timeout=60_000)
     settled(page)

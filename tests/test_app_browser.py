@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitoring_core.models.audit import AuditEvent
+from monitoring_core.users import COOKIE_NAME
 
 from .browser import browser_page, require_chromium, running_app, settled, sign_in, signed_in
 
@@ -45,7 +46,7 @@ def session_cookie(username: str, expires: float, key: str) -> dict:
     import jwt
 
     token = jwt.encode({"username": username, "exp_date": expires}, key, algorithm="HS256")
-    return {"name": "fairwatch_session", "value": token, "domain": "127.0.0.1", "path": "/"}
+    return {"name": COOKIE_NAME, "value": token, "domain": "127.0.0.1", "path": "/"}
 
 
 def test_sign_in_lockout_sign_out_and_cookies_in_a_real_browser(tmp_path):
