@@ -44,7 +44,7 @@ def _minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
-LINK = "fw_link"
+LINK, LINK_READ = "fw_link", "fw_link_read"
 
 
 def remember_link() -> None:
@@ -57,27 +57,26 @@ def remember_link() -> None:
 def controls(model_ids: list[str]) -> Selection:
     """The sidebar's model selector and time range. The first run of a session takes them
     from the link it was opened with; afterwards the URL follows the widgets."""
-    if "fw_model" not in st.session_state:
-        params = st.session_state.get(LINK) or st.query_params.to_dict()
+    params = st.session_state.get(LINK) or st.query_params.to_dict()
+    if LINK_READ not in st.session_state:
+        st.session_state[LINK_READ] = True
         if "incident" in params and "incident" not in st.query_params:
             st.query_params["incident"] = params["incident"]
-        wanted = params.get("model")
-        if wanted and wanted not in model_ids:
+        if (wanted := params.get("model")) and wanted not in model_ids:
             st.sidebar.warning(f"Model {wanted!r} from the link is not monitored here.")
-        st.session_state["fw_model"] = wanted if wanted in model_ids else (model_ids[0] if model_ids else None)
-        label = params.get("range", views.DEFAULT_RANGE)
-        st.session_state["fw_range"] = label if label in RANGE_LABELS else views.DEFAULT_RANGE
-        try:
-            start, end = views.parse_date(params.get("start"), "start"), views.parse_date(params.get("end"), "end")
-        except InvalidInput as exc:
-            st.sidebar.warning(str(exc))
-            start = end = None
-        today = clock.now().date()
-        st.session_state["fw_dates"] = (start or today - timedelta(days=30), end or today)
+    # Each widget's starting value is passed as its default, never written into session state
+    # first: Streamlit sends a value written that way once, with the run that wrote it, and a
+    # rerun that interrupts that run (the sign-in cookie arriving) would leave the browser
+    # showing the first option while the pages read the other.
+    model = st.session_state.get("fw_model", params.get("model"))
+    label = st.session_state.get("fw_range", params.get("range"))
+    label = label if label in RANGE_LABELS else views.DEFAULT_RANGE
     with st.sidebar:
-        model_id = st.selectbox("Model", model_ids, key="fw_model", placeholder="No model yet")
-        label = st.selectbox("Time range", list(RANGE_LABELS), key="fw_range", format_func=RANGE_LABELS.get)
-        dates = st.date_input("From – to", key="fw_dates") if label == views.CUSTOM else None
+        model_id = st.selectbox("Model", model_ids, index=_position(model_ids, model), key="fw_model",
+                                placeholder="No model yet")
+        label = st.selectbox("Time range", list(RANGE_LABELS), index=list(RANGE_LABELS).index(label),
+                             key="fw_range", format_func=RANGE_LABELS.get)
+        dates = st.date_input("From – to", value=_link_dates(params), key="fw_dates") if label == views.CUSTOM else None
     try:
         if label == views.CUSTOM:
             if not isinstance(dates, tuple) or len(dates) != 2:
@@ -90,6 +89,25 @@ def controls(model_ids: list[str]) -> Selection:
         chosen = views.time_range(views.DEFAULT_RANGE, now=_minute(clock.now()))
     _to_url(model_id, chosen)
     return Selection(model_id, chosen)
+
+
+def _position(options: list[str], wanted: str | None) -> int | None:
+    if not options:
+        return None
+    return options.index(wanted) if wanted in options else 0
+
+
+def _link_dates(params: dict[str, str]) -> tuple:
+    """The custom range of the link (its first and last day), else the last 30 days."""
+    if "fw_dates" in st.session_state:
+        return st.session_state["fw_dates"]
+    try:
+        start, end = views.parse_date(params.get("start"), "start"), views.parse_date(params.get("end"), "end")
+    except InvalidInput as exc:
+        st.sidebar.warning(str(exc))
+        start = end = None
+    today = clock.now().date()
+    return start or today - timedelta(days=30), end or today
 
 
 def _to_url(model_id: str | None, chosen: views.TimeRange) -> None:

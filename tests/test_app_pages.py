@@ -227,6 +227,18 @@ def test_a_link_opens_the_model_and_range_and_a_bad_link_says_what_was_wrong(env
     assert bad.sidebar.selectbox[1].value == views.DEFAULT_RANGE and not bad.exception
 
 
+def test_the_sidebar_draws_the_chosen_model_and_range_even_when_its_one_shot_value_is_lost(environment):
+    # A value written into session state reaches the browser once, with the run that wrote it;
+    # when a rerun interrupts that run (the sign-in cookie arriving), the browser falls back to
+    # the widget's default. So the default must be the choice the pages read.
+    app = open_as("engineer", model="loan-approval", range="90d")
+    app.run()
+    model, range_ = app.sidebar.selectbox[0], app.sidebar.selectbox[1]
+    assert (model.value, range_.value) == ("loan-approval", "90d")
+    assert model.options[model.proto.default] == "loan-approval"
+    assert range_.options[range_.proto.default] == "90 days"
+
+
 def test_empty_states_are_explained(environment):
     from monitoring_core import catalog
     from monitoring_core.models.common import SYSTEM
