@@ -75,6 +75,9 @@ def running_app(env: dict[str, str], timeout: float = 90.0):
             log.close()
 
 
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
 @contextlib.contextmanager
 def browser_page():
     from playwright.sync_api import sync_playwright
@@ -82,7 +85,7 @@ def browser_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=VIEWPORT)
             yield page
         finally:
             browser.close()

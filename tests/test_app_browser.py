@@ -91,13 +91,13 @@ def test_sign_in_lockout_sign_out_and_cookies_in_a_real_browser(tmp_path):
                        session_cookie("admin", clock.time() + 3600, "not-the-key-" * 4)):
             page.context.clear_cookies()
             page.context.add_cookies([cookie])
-            page.goto(f"{url}/drift?model=loan-approval")
+            page.goto(f"{url}/?model=loan-approval")
             page.get_by_label("Username").first.wait_for(timeout=60_000)
             settled(page)
             assert page.get_by_text("Ada Admin").count() == 0
         page.context.clear_cookies()
         page.context.add_cookies([session_cookie("admin", clock.time() + 3600, DEMO_COOKIE_KEY)])
-        page.goto(f"{url}/drift?model=loan-approval")
+        page.goto(f"{url}/?model=loan-approval")
         page.get_by_text("Ada Admin").first.wait_for(timeout=60_000)
     from monitoring_core.storage.sqlite import SqliteStore
 
