@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from monitoring_core import clock, views
+from monitoring_core import auth, clock, views
 from monitoring_core.auth import Permission
 from monitoring_core.errors import InvalidInput
 from monitoring_core.models.common import Actor
@@ -128,19 +128,27 @@ def latest_record_id(model_id: str) -> str | None:
     return latest.record_id if latest else None
 
 
-@st.cache_resource(ttl=3600, max_entries=200, show_spinner=False)
-def _history(_store, _actor, store_key: str, role: str, model_id: str, start: datetime, end: datetime, label: str,
-             latest: str | None, permission: str) -> views.History:
+@st.cache_resource(ttl=3600, max_entries=32, show_spinner=False)
+def _history(_store, _actor, store_key: str, model_id: str, start: datetime, end: datetime | None, _until: datetime,
+             label: str, latest: str | None, _permission: Permission) -> views.History:
     # cache_resource: records are never changed after they are written, so sessions may share them
-    # without a copy; the role is in the key so a role without the permission never reads a hit.
-    return views.history(_store, _actor, model_id, views.TimeRange(label, start, end), Permission(permission))
+    # without a copy. An entry holds about 0.2 MB a run, so it is keyed by what its records depend
+    # on only: not the role (the permission is checked at every read, below) and, for a range that
+    # ends now, not its end (a run that lands changes ``latest``).
+    return views.history(_store, _actor, model_id, views.TimeRange(label, start, _until), _permission)
 
 
 def history(selection: Selection, permission: Permission) -> views.History:
-    the_actor = actor()
-    return _history(store(), the_actor, store().description, the_actor.role, selection.model_id,
-                    selection.range.start, selection.range.end, selection.range.label,
-                    latest_record_id(selection.model_id), str(permission))
+    the_actor, chosen = actor(), selection.range
+    auth.require(the_actor, permission)
+    ends_now = chosen.label != views.CUSTOM
+    # A range that ends now starts a minute later each minute: read from the hour before, so one
+    # entry serves the hour, and cut the exact range from it.
+    start = chosen.start.replace(minute=0, second=0, microsecond=0) if ends_now else chosen.start
+    found = _history(store(), the_actor, store().description, selection.model_id, start,
+                     None if ends_now else chosen.end, chosen.end, chosen.label,
+                     latest_record_id(selection.model_id), permission)
+    return found.within(chosen)
 
 
 def export_button(frame: pd.DataFrame, page: str, table: str, file_name: str, *, label: str = "Export CSV",

@@ -122,6 +122,15 @@ class History:
     def previous(self) -> MonitoringRecord | None:
         return self.records[-2] if len(self.records) > 1 else None
 
+    def within(self, narrower: TimeRange) -> History:
+        """The runs of this history whose period ends in ``narrower`` (so one wider read, cached,
+        serves every range inside it)."""
+        def inside(record: MonitoringRecord) -> bool:
+            return narrower.start <= record.analysis_period.end < narrower.end
+
+        skipped = self.latest_skipped if self.latest_skipped is not None and inside(self.latest_skipped) else None
+        return History(self.model, narrower, [r for r in self.records if inside(r)], skipped)
+
 
 def history(store, actor: Actor, model_id: str, within: TimeRange, permission: Permission) -> History:
     """The completed runs of ``model_id`` whose period ends in ``within``."""

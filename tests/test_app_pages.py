@@ -239,6 +239,27 @@ def test_the_sidebar_draws_the_chosen_model_and_range_even_when_its_one_shot_val
     assert range_.options[range_.proto.default] == "90 days"
 
 
+def test_a_wider_read_cut_to_a_range_holds_the_runs_of_that_range_only(environment):
+    # The pages cache a read from the hour before a range's start and cut the range from it.
+    from monitoring_core.auth import Permission
+
+    store = open_store(config.get_settings())
+    try:
+        admin, extra = actor("admin"), 0
+        for label in ("24h", "7d", "30d"):
+            exact = views.time_range(label)
+            wide = views.history(store, admin, "loan-approval", views.TimeRange(label, exact.start - timedelta(days=2),
+                                                                                  exact.end), Permission.VIEW_DRIFT)
+            direct = views.history(store, admin, "loan-approval", exact, Permission.VIEW_DRIFT)
+            cut = wide.within(exact)
+            assert [r.record_id for r in cut.records] == [r.record_id for r in direct.records]
+            assert (cut.latest_skipped, cut.range) == (direct.latest_skipped, exact)
+            extra += len(wide.records) - len(cut.records)
+        assert extra > 0  # the wider reads did hold runs outside the ranges
+    finally:
+        store.close()
+
+
 def test_empty_states_are_explained(environment):
     from monitoring_core import catalog
     from monitoring_core.models.common import SYSTEM
